@@ -1,0 +1,3 @@
+from threadstore.cli import main
+
+raise SystemExit(main())

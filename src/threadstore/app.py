@@ -1,0 +1,75 @@
+"""The application factory: wires settings, the engine, the transaction owner and the routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp
+
+from threadstore import metrics
+from threadstore.auth import TokenVerifier
+from threadstore.config import Settings, load_settings
+from threadstore.db import migrate
+from threadstore.db.engine import create_engine
+from threadstore.db.unit_of_work import Database
+from threadstore.errors import install_error_handlers
+from threadstore.health.router import router as health_router
+from threadstore.http.middleware import RequestContextMiddleware
+from threadstore.limits import Limits
+from threadstore.messages.router import router as messages_router
+from threadstore.threads.router import router as threads_router
+from threadstore.titles.generator import build_title_generator
+
+log = logging.getLogger("threadstore")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    secret, secret_note = settings.require_jwt_secret()
+    if secret_note:
+        log.info(secret_note)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.database = Database(engine, max_attempts=settings.max_transaction_attempts)
+        app.state.title_generator = build_title_generator(
+            settings.llm_base_url,
+            settings.llm_model,
+            settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
+            settings.llm_timeout,
+        )
+        app.state.shutting_down = False
+        metrics.watch_pool(engine.pool.checkedout)  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            app.state.shutting_down = True
+            await app.state.title_generator.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="threadstore",
+        version="1",
+        summary="The conversation store behind AI chat applications.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.limits = Limits.from_settings(settings)
+    app.state.verifier = TokenVerifier(secret)
+    app.state.schema_head = migrate.head_revision()
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(threads_router)
+    app.include_router(messages_router)
+    return app
+
+
+def create_asgi_app(settings: Settings | None = None) -> ASGIApp:
+    """The served app: the FastAPI app inside the request-context middleware (outermost, so even errors
+    raised by Starlette's own error middleware leave with a request id)."""
+    settings = settings or load_settings()
+    return RequestContextMiddleware(create_app(settings), max_body_bytes=settings.max_body_bytes)

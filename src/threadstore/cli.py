@@ -1,0 +1,87 @@
+"""The `threadstore` command: serve, migrate, token."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from threadstore.config import ConfigError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="threadstore", description="The conversation store for AI chat apps.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP API (migrates the schema first)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--no-migrate", action="store_true", help="do not upgrade the schema before serving")
+
+    commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
+
+    token = commands.add_parser("token", help="print a JWT for a user, signed with the configured secret")
+    token.add_argument("--user", required=True)
+    token.add_argument("--ttl", type=int, default=None, help="seconds until it expires (default: never)")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "migrate":
+            return _migrate()
+        return _token(args)
+    except ConfigError as error:
+        print(f"threadstore: {error}", file=sys.stderr)
+        return 2
+
+
+def _migrate() -> int:
+    from threadstore.db import migrate
+    from threadstore.logs import configure
+
+    settings = load_settings()
+    configure(settings.log_level)
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.run(settings.resolved_database_url)
+    print(f"schema is at revision {migrate.head_revision()}", file=sys.stderr)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from threadstore.logs import configure
+
+    settings = load_settings()
+    configure(settings.log_level)
+    _, note = settings.require_jwt_secret()  # fail before binding the port, and say where the secret is
+    if note:
+        print(f"threadstore: {note}", file=sys.stderr)
+    if not args.no_migrate:
+        _migrate()
+    uvicorn.run(
+        "threadstore.app:create_asgi_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from threadstore.auth import issue_token
+
+    secret, note = load_settings().require_jwt_secret()
+    if note:
+        print(f"threadstore: {note}", file=sys.stderr)
+    print(issue_token(secret, args.user, args.ttl))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

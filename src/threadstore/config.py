@@ -1,0 +1,103 @@
+"""The one settings object: everything configurable comes from `THREADSTORE_*` variables or `.env`."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("./data")
+MIN_SECRET_BYTES = 32  # HS256 keys shorter than the hash output weaken it (RFC 7518 §3.2).
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be used; the message is meant for the operator."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="THREADSTORE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = None
+    jwt_secret: SecretStr | None = None
+
+    # Pool: bounded so a burst queues instead of exhausting the database; the timeout turns a wait into 503.
+    pool_size: int = Field(10, ge=1)
+    pool_max_overflow: int = Field(10, ge=0)
+    pool_timeout: float = Field(5.0, gt=0)
+    connect_timeout: float = Field(5.0, gt=0)
+
+    # Server-side bounds on every PostgreSQL connection, in milliseconds: nothing may hang forever.
+    statement_timeout_ms: int = Field(15_000, ge=0)
+    lock_timeout_ms: int = Field(3_000, ge=0)
+    idle_in_transaction_timeout_ms: int = Field(10_000, ge=0)
+    application_name: str = "threadstore"
+    sqlite_busy_timeout_ms: int = Field(10_000, ge=0)
+    isolation_level: Literal["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"] = "READ COMMITTED"
+    max_transaction_attempts: int = Field(4, ge=1, le=20)
+    # One extra round trip per checkout, but a connection the server dropped is replaced before use.
+    pool_pre_ping: bool = True
+
+    # Limits of API.md (defaults are the contract's).
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    max_title_chars: int = Field(256, ge=1)
+    max_metadata_keys: int = Field(64, ge=1)
+    max_metadata_key_chars: int = Field(64, ge=1)
+    max_metadata_bytes: int = Field(16 * 1024, ge=2)
+    max_content_chars: int = Field(262_144, ge=1)
+    max_initial_messages: int = Field(100, ge=0)
+    idempotency_ttl_seconds: int = Field(24 * 3600, ge=60)
+    require_if_match: bool = False  # when true, PATCH without If-Match is 428
+
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout: float = Field(10.0, gt=0)
+
+    log_level: str = "INFO"
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'threadstore.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    def require_jwt_secret(self) -> tuple[str, str | None]:
+        """The signing secret and, when one was generated or loaded from the data folder, a note saying so.
+
+        On the embedded default a missing secret is generated once and kept (0600) in the data folder so a
+        first-time user can start at once; on a shared database a guessable default would be a hole.
+        """
+        if self.jwt_secret is not None:
+            value = self.jwt_secret.get_secret_value()
+            if len(value.encode()) < MIN_SECRET_BYTES:
+                raise ConfigError(f"THREADSTORE_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long")
+            return value, None
+        if not self.is_sqlite:
+            raise ConfigError("THREADSTORE_JWT_SECRET must be set when the database is not the SQLite default")
+        path = self.data_dir / "jwt-secret"
+        if path.exists():
+            return path.read_text().strip(), f"using the JWT secret kept in {path}"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+        except FileExistsError:  # another worker starting at the same moment won the race: use its secret
+            return path.read_text().strip(), f"using the JWT secret kept in {path}"
+        with os.fdopen(fd, "w") as f:
+            f.write(value + "\n")
+        return value, f"generated a JWT secret and kept it in {path} (mode 0600)"
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

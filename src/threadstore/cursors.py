@@ -1,0 +1,55 @@
+"""Opaque keyset cursors: base64url JSON of the last row's sort key. Malformed cursors are client errors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from threadstore.errors import Unprocessable
+
+
+def encode(*parts: Any) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(parts)).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeEncodeError, orjson.JSONDecodeError):
+        raise _invalid() from None
+    if not isinstance(value, list):
+        raise _invalid()
+    return value
+
+
+def _invalid() -> Unprocessable:
+    return Unprocessable("The cursor is not valid.", errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}])
+
+
+def decode_thread_cursor(cursor: str) -> tuple[datetime, str]:
+    value = _decode(cursor)
+    if len(value) != 2 or not isinstance(value[0], str) or not isinstance(value[1], str):
+        raise _invalid()
+    try:
+        ts = datetime.fromisoformat(value[0])
+    except ValueError:
+        raise _invalid() from None
+    return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)), value[1]
+
+
+def encode_thread_cursor(updated_at: datetime, thread_id: str) -> str:
+    return encode(updated_at.astimezone(UTC).isoformat(), thread_id)
+
+
+def decode_seq_cursor(cursor: str) -> int:
+    value = _decode(cursor)
+    if len(value) != 1 or not isinstance(value[0], int) or isinstance(value[0], bool):
+        raise _invalid()
+    if not 0 <= value[0] <= 2**31 - 1:
+        raise _invalid()
+    return int(value[0])

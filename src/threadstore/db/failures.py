@@ -1,0 +1,72 @@
+"""Classifies database and driver exceptions into the few kinds the service acts on.
+
+This is the only place that looks inside driver errors; everything above it sees domain errors.
+"""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+
+from sqlalchemy import exc as sa_exc
+
+
+class Failure(enum.Enum):
+    RETRYABLE = "retryable"  # serialization failure or deadlock: re-run the whole unit of work
+    UNAVAILABLE = "unavailable"  # cannot reach or hold the database (down, pool timeout, lock timeout)
+    DISCONNECTED = "disconnected"  # the connection died under us
+    INTERNAL = "internal"  # anything else: a bug or an unexpected constraint
+
+
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}
+# 55P03 lock_not_available (lock_timeout), 57014 query_canceled (statement_timeout), 57P0x admin shutdown /
+# crash / cannot connect now, 53xxx insufficient resources (too many connections), 08xxx connection exception.
+_UNAVAILABLE_PREFIXES = ("55P03", "57014", "57P", "53", "08")
+
+
+def sqlstate(error: BaseException) -> str | None:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(code, str):
+            return code
+        current = getattr(current, "orig", None) or current.__cause__
+    return None
+
+
+def classify(error: BaseException) -> Failure:
+    if isinstance(error, sa_exc.TimeoutError):  # waited pool_timeout for a connection
+        return Failure.UNAVAILABLE
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return Failure.DISCONNECTED
+    code = sqlstate(error)
+    if code in _RETRYABLE_SQLSTATES:
+        return Failure.RETRYABLE
+    if code is not None and code.startswith(_UNAVAILABLE_PREFIXES):
+        return Failure.UNAVAILABLE
+    if _is_sqlite_busy(error):
+        return Failure.UNAVAILABLE
+    if isinstance(error, sa_exc.InterfaceError | sa_exc.OperationalError) or _is_connect_error(error):
+        return Failure.UNAVAILABLE
+    return Failure.INTERNAL
+
+
+def _is_sqlite_busy(error: BaseException) -> bool:
+    orig = getattr(error, "orig", error)
+    if not isinstance(orig, sqlite3.OperationalError):
+        return False
+    text = str(orig).lower()
+    return "locked" in text or "busy" in text
+
+
+def _is_connect_error(error: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError | ConnectionError | TimeoutError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

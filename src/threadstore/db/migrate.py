@@ -1,0 +1,105 @@
+"""Schema migrations through Alembic, safe when several instances start at once.
+
+PostgreSQL: a session-level advisory lock on a dedicated (unpooled) connection serializes migrators.
+SQLite: an exclusive file lock beside the database file does the same across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+log = logging.getLogger("threadstore.migrate")
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_PG_LOCK_ID = 0x7468726561647374  # "threadst": any constant shared by every instance
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(sync_conn: Connection) -> str | None:
+    return MigrationContext.configure(sync_conn).get_current_revision()
+
+
+def _upgrade(sync_conn: Connection) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = sync_conn
+    command.upgrade(config, "head")
+
+
+async def upgrade(database_url: str) -> None:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        with _file_lock(url.database):
+            await _run_upgrade(database_url)
+    else:
+        await _run_upgrade(database_url, pg_lock=True)
+
+
+async def _run_upgrade(database_url: str, *, pg_lock: bool = False) -> None:
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        if pg_lock:
+            # The lock lives on its own autocommit connection, so Alembic keeps full control of the
+            # migration's transaction on the other one.
+            async with engine.connect() as lock_conn:
+                await lock_conn.execution_options(isolation_level="AUTOCOMMIT")
+                await lock_conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _PG_LOCK_ID})
+                try:
+                    await _migrate_on_fresh_connection(engine)
+                finally:
+                    await lock_conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _PG_LOCK_ID})
+        else:
+            await _migrate_on_fresh_connection(engine)
+    finally:
+        await engine.dispose()
+    log.info("schema is at revision %s", head_revision())
+
+
+async def _migrate_on_fresh_connection(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        # env.py wraps the migrations in Alembic's own begin_transaction(), which commits them.
+        await conn.run_sync(_upgrade)
+
+
+@contextmanager
+def _file_lock(database: str | None) -> Iterator[None]:
+    if not database or database == ":memory:":
+        yield
+        return
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".migrate-lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run(database_url: str) -> None:
+    asyncio.run(upgrade(database_url))
+
+

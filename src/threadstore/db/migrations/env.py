@@ -1,0 +1,12 @@
+"""Alembic environment: runs migrations on the connection the migrator hands over (see db/migrate.py)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from threadstore.db.tables import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=connection.dialect.name == "sqlite")
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,182 @@
+"""The transaction owner: the only module that begins, commits, rolls back or closes.
+
+Every request's database work runs as `await database.write(work)` or `await database.read(work)`: one
+connection, one transaction, committed before the call returns (so before any response is sent), rolled back
+on any error or cancellation, and the connection always returned. Because the runner owns the whole unit,
+it can re-run it on a serialization failure or deadlock, and run after-commit hooks (event delivery) only
+once the commit has succeeded. `grep -rn "commit()\\|rollback()" src/` finds this file alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import anyio
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from threadstore import metrics
+from threadstore.db.engine import WRITE_OPTION
+from threadstore.db.failures import Failure, classify
+from threadstore.errors import DomainError, InternalError, ServiceUnavailable
+
+log = logging.getLogger("threadstore.db")
+
+T = TypeVar("T")
+AfterCommit = Callable[[], Awaitable[None] | None]
+
+
+@dataclass
+class Tx:
+    """What a unit of work's code may use: the connection, the unit's clock, and after-commit hooks."""
+
+    conn: AsyncConnection
+    dialect: str
+    now: datetime
+    _after_commit: list[AfterCommit] = field(default_factory=list)
+
+    def after_commit(self, hook: AfterCommit) -> None:
+        """Run `hook` once this unit has committed; dropped if it rolls back or is retried."""
+        self._after_commit.append(hook)
+
+
+class _Retry(Exception):
+    def __init__(self, failure: Failure) -> None:
+        self.failure = failure
+
+
+class Database:
+    def __init__(self, engine: AsyncEngine, *, max_attempts: int = 4) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.max_attempts = max_attempts
+
+    async def write(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+        return await self._run(work, write=True)
+
+    async def read(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+        return await self._run(work, write=False)
+
+    async def _run(self, work: Callable[[Tx], Awaitable[T]], *, write: bool) -> T:
+        attempt = 1
+        while True:
+            try:
+                result, hooks = await self._attempt(work, write=write)
+            except _Retry as retry:
+                if attempt >= self.max_attempts:
+                    log.warning("giving up after %d attempts (%s)", attempt, retry.failure.value)
+                    raise ServiceUnavailable("The database is busy; retry shortly.") from None
+                metrics.TRANSACTION_RETRIES.inc()
+                # Full jitter: concurrent losers of a deadlock must not collide again in lockstep.
+                await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
+                attempt += 1
+                continue
+            for hook in hooks:
+                await _run_hook(hook)
+            return result
+
+    async def _attempt(self, work: Callable[[Tx], Awaitable[T]], *, write: bool) -> tuple[T, list[AfterCommit]]:
+        conn = await self._connect()
+        committing = False
+        try:
+            if write and self.dialect == "sqlite":
+                await conn.execution_options(**{WRITE_OPTION: True})
+            elif not write and self.dialect == "postgresql":
+                # Reads need no BEGIN/COMMIT round trips; each statement sees committed data.
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.begin()
+            tx = Tx(conn=conn, dialect=self.dialect, now=datetime.now(UTC))
+            result = await work(tx)
+            committing = True
+            await conn.commit()
+            metrics.COMMITS.inc()
+            return result, tx._after_commit
+        except BaseException as error:
+            await _rollback(conn)
+            raise _translate(error, committing=committing) from _cause(error)
+        finally:
+            await _close(conn)
+
+    async def _connect(self) -> AsyncConnection:
+        try:
+            return await self.engine.connect()
+        except sa_exc.TimeoutError:
+            log.warning("connection pool exhausted (waited pool_timeout)")
+            raise ServiceUnavailable("The service is at capacity; retry shortly.") from None
+        except (sa_exc.DBAPIError, OSError, asyncio.TimeoutError) as error:
+            log.warning("cannot connect to the database: %s", type(error).__name__)
+            raise ServiceUnavailable() from None
+
+
+def _translate(error: BaseException, *, committing: bool) -> BaseException:
+    if isinstance(error, DomainError | asyncio.CancelledError) or not isinstance(error, Exception):
+        return error
+    if not isinstance(error, sa_exc.SQLAlchemyError):
+        return error  # a bug: the app's last-resort handler logs it and answers 500
+    failure = classify(error)
+    if failure is Failure.RETRYABLE:
+        return _Retry(failure)
+    if failure is Failure.DISCONNECTED and not committing:
+        # The server never saw COMMIT, so the transaction is gone whole: running it again is safe.
+        return _Retry(failure)
+    if failure in (Failure.UNAVAILABLE, Failure.DISCONNECTED):
+        log.warning("database unavailable: %s", _describe(error))
+        return ServiceUnavailable()
+    log.error("database error: %s", _describe(error), exc_info=error)
+    return InternalError("An internal error occurred.")
+
+
+def _cause(error: BaseException) -> BaseException | None:
+    return error if isinstance(error, sa_exc.SQLAlchemyError) else None
+
+
+def _describe(error: BaseException) -> str:
+    # For the log only (never the client): the exception type and SQLSTATE are enough to diagnose.
+    orig = getattr(error, "orig", None)
+    return f"{type(error).__name__}({type(orig).__name__ if orig else ''}) {getattr(orig, 'sqlstate', '')}"
+
+
+async def _rollback(conn: AsyncConnection) -> None:
+    # Shielded: under anyio cancel scopes an unshielded await in cleanup is cancelled again, which would
+    # leave the transaction open on a connection the pool then hands to someone else.
+    with anyio.CancelScope(shield=True):
+        try:
+            if conn.in_transaction():
+                metrics.ROLLBACKS.inc()
+                await conn.rollback()
+        except BaseException:
+            # A connection that cannot roll back is not trusted again: drop it instead of pooling it.
+            log.warning("rollback failed; discarding the connection")
+            await _invalidate(conn)
+
+
+async def _invalidate(conn: AsyncConnection) -> None:
+    try:
+        await conn.invalidate()
+    except BaseException:
+        log.warning("could not invalidate a broken connection", exc_info=True)
+
+
+async def _close(conn: AsyncConnection) -> None:
+    with anyio.CancelScope(shield=True):
+        try:
+            await conn.close()
+        except BaseException:
+            log.warning("closing the connection failed; discarding it")
+            await _invalidate(conn)
+
+
+async def _run_hook(hook: AfterCommit) -> None:
+    # After commit the write has happened: a failing hook must not turn it into an error response.
+    try:
+        outcome: Any = hook()
+        if outcome is not None:
+            await outcome
+    except Exception:
+        log.exception("after-commit hook failed")

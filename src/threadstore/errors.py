@@ -1,0 +1,158 @@
+"""Domain errors, and the one mapping from them (and from everything else) to RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from threadstore.http.request_id import current_request_id
+
+log = logging.getLogger("threadstore.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class DomainError(Exception):
+    """A failure the client can act on. `detail` is written for clients: never put driver text in it."""
+
+    status: int = 500
+    slug: str = "internal-error"
+
+    def __init__(self, detail: str | None = None, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail or HTTPStatus(self.status).phrase)
+        self.detail = detail or HTTPStatus(self.status).phrase
+        self.headers = dict(headers or {})
+
+
+class BadRequest(DomainError):
+    status, slug = 400, "bad-request"
+
+
+class Unauthorized(DomainError):
+    status, slug = 401, "unauthorized"
+
+    def __init__(self, detail: str = "A valid bearer token is required.") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class NotFound(DomainError):
+    status, slug = 404, "not-found"
+
+
+class Conflict(DomainError):
+    status, slug = 409, "conflict"
+
+
+class PreconditionFailed(DomainError):
+    status, slug = 412, "precondition-failed"
+
+
+class PreconditionRequired(DomainError):
+    status, slug = 428, "precondition-required"
+
+
+class PayloadTooLarge(DomainError):
+    status, slug = 413, "payload-too-large"
+
+
+class UnsupportedMediaType(DomainError):
+    status, slug = 415, "unsupported-media-type"
+
+
+class Unprocessable(DomainError):
+    status, slug = 422, "validation-error"
+
+    def __init__(self, detail: str, *, errors: Sequence[Mapping[str, Any]] = ()) -> None:
+        super().__init__(detail)
+        self.errors = [dict(e) for e in errors]
+
+
+class ServiceUnavailable(DomainError):
+    status, slug = 503, "service-unavailable"
+
+    def __init__(self, detail: str = "The database is unavailable; retry shortly.", retry_after: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+class InternalError(DomainError):
+    status, slug = 500, "internal-error"
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Response:
+    title = HTTPStatus(status).phrase
+    body: dict[str, Any] = {
+        "type": f"urn:threadstore:problem:{slug or _default_slug(status)}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "request_id": current_request_id(),
+    }
+    if extra:
+        body.update(extra)
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
+
+
+def _default_slug(status: int) -> str:
+    return HTTPStatus(status).phrase.lower().replace(" ", "-").replace("'", "")
+
+
+def _loc(loc: Sequence[Any]) -> list[Any]:
+    # Pydantic reports where a value failed; keep the path, drop internals such as function names.
+    return [part for part in loc if isinstance(part, str | int)]
+
+
+def validation_errors(raw: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    # Only location and message: pydantic's "input" and "ctx" would echo request data and internals back.
+    return [{"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", "invalid"))} for e in raw]
+
+
+async def _domain_error(_: Request, error: Exception) -> Response:
+    assert isinstance(error, DomainError)
+    if error.status >= 500:
+        log.warning("request failed: %s %s", error.slug, error.detail)
+    extra = {"errors": error.errors} if isinstance(error, Unprocessable) else None
+    return problem_response(error.status, error.detail, slug=error.slug, headers=error.headers, extra=extra)
+
+
+async def _validation_error(_: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    return problem_response(
+        422,
+        "The request is not valid.",
+        slug="validation-error",
+        extra={"errors": validation_errors(error.errors())},
+    )
+
+
+async def _http_error(_: Request, error: Exception) -> Response:
+    assert isinstance(error, StarletteHTTPException)
+    detail = HTTPStatus(error.status_code).phrase
+    return problem_response(error.status_code, detail, headers=error.headers)
+
+
+async def _unhandled(_: Request, error: Exception) -> Response:
+    # The full traceback goes to the log (with the request id); the client gets nothing of it.
+    log.error("unhandled error", exc_info=error)
+    return problem_response(500, "An internal error occurred.", slug="internal-error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,46 @@
+"""Liveness, readiness and metrics: unauthenticated, for orchestrators and scrapers."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from threadstore.db import migrate
+from threadstore.db.unit_of_work import Tx
+from threadstore.errors import DomainError, ServiceUnavailable
+from threadstore.http.deps import DatabaseDep
+from threadstore.http.responses import json_response
+
+router = APIRouter(tags=["health"])
+log = logging.getLogger("threadstore.health")
+
+
+@router.get("/healthz", operation_id="healthz")
+async def healthz() -> Response:
+    return json_response({"status": "ok"})
+
+
+@router.get("/readyz", operation_id="readyz")
+async def readyz(request: Request, database: DatabaseDep) -> Response:
+    if getattr(request.app.state, "shutting_down", False):
+        raise ServiceUnavailable("The server is shutting down.")
+
+    async def schema_revision(tx: Tx) -> str | None:
+        return await tx.conn.run_sync(migrate.current_revision)
+
+    try:
+        revision = await database.read(schema_revision)
+    except DomainError as error:
+        raise ServiceUnavailable("The database is not reachable.") from error
+    expected = request.app.state.schema_head
+    if revision != expected:
+        log.warning("schema revision %s is not the expected %s", revision, expected)
+        raise ServiceUnavailable("The database schema is not current; run `threadstore migrate`.")
+    return json_response({"status": "ready", "schema": revision})
+
+
+@router.get("/metrics", operation_id="metrics")
+async def metrics_endpoint() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

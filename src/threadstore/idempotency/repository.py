@@ -1,0 +1,39 @@
+"""SQL for idempotency records: the stored first response of a keyed request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+
+from threadstore.db.tables import idempotency_keys
+from threadstore.db.unit_of_work import Tx
+
+Row = Any
+
+
+async def try_lock(tx: Tx, user_id: str, key: str) -> bool:
+    """Takes the key's transaction-scoped lock without waiting; False while another request holds it.
+
+    On SQLite every write transaction already holds the database's single write lock (BEGIN IMMEDIATE),
+    so two requests with one key can never be in flight at once there.
+    """
+    if tx.dialect != "postgresql":
+        return True
+    lock_id = func.hashtextextended(user_id + "\x00" + key, 0)
+    return bool((await tx.conn.execute(select(func.pg_try_advisory_xact_lock(lock_id)))).scalar_one())
+
+
+async def find(tx: Tx, user_id: str, key: str) -> Row | None:
+    stmt = select(idempotency_keys).where(idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
+    return (await tx.conn.execute(stmt)).mappings().first()
+
+
+async def remove(tx: Tx, user_id: str, key: str) -> None:
+    await tx.conn.execute(
+        delete(idempotency_keys).where(idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
+    )
+
+
+async def insert_record(tx: Tx, values: dict[str, Any]) -> None:
+    await tx.conn.execute(insert(idempotency_keys).values(**values))

@@ -1,0 +1,201 @@
+"""Rules about threads. Every function runs inside a unit of work it is handed; none commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from threadstore import cursors
+from threadstore.db.unit_of_work import Tx
+from threadstore.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
+from threadstore.events import outbox
+from threadstore.ids import new_id
+from threadstore.limits import Limits
+from threadstore.messages import repository as messages_repo
+from threadstore.messages.schemas import MessageCreate
+from threadstore.threads import repository
+from threadstore.threads.merge_patch import merge_patch
+from threadstore.threads.schemas import ThreadCreate, ThreadPatch, thread_json
+
+NOT_FOUND = "No thread with this id."
+
+
+def not_found() -> NotFound:
+    # One message for "missing" and "someone else's": the two must be indistinguishable.
+    return NotFound(NOT_FOUND)
+
+
+async def create(tx: Tx, user_id: str, body: ThreadCreate, limits: Limits) -> dict[str, Any]:
+    title = limits.title(body.title, ("body", "title")) if body.title is not None else None
+    metadata = limits.metadata(body.metadata or {}, ("body", "metadata"))
+    initial = body.messages or []
+    limits.initial_message_count(len(initial), ("body", "messages"))
+    thread_id = new_id("thr")
+    message_rows = [_message_row(thread_id, seq, m, tx.now, limits) for seq, m in enumerate(initial, start=1)]
+    values = {
+        "id": thread_id,
+        "user_id": user_id,
+        "title": title,
+        "metadata": metadata,
+        "status": "active",
+        "created_at": tx.now,
+        "updated_at": tx.now,
+        "archived_at": None,
+        "message_count": len(message_rows),
+        "last_message_at": tx.now if message_rows else None,
+        "version": 1,
+    }
+    await repository.insert_thread(tx, values)
+    await messages_repo.insert_messages(tx, message_rows)
+    thread = thread_json(values)
+    await outbox.record(tx, user_id, outbox.THREAD_CREATED, thread)
+    return thread
+
+
+def _message_row(thread_id: str, seq: int, message: MessageCreate, now: datetime, limits: Limits) -> dict[str, Any]:
+    loc = ("body", "messages", seq - 1)
+    return {
+        "id": new_id("msg"),
+        "thread_id": thread_id,
+        "seq": seq,
+        "role": message.role,
+        "content": limits.content(message.content, (*loc, "content")),
+        "metadata": limits.metadata(message.metadata, (*loc, "metadata")),
+        "created_at": now,
+    }
+
+
+async def get(tx: Tx, user_id: str, thread_id: str) -> dict[str, Any]:
+    row = await repository.get_owned(tx, user_id, thread_id)
+    if row is None:
+        raise not_found()
+    return thread_json(row)
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    status: str
+    limit: int
+    cursor: str | None
+    q: str | None
+    metadata: Sequence[tuple[str, str]]
+
+
+async def list_threads(tx: Tx, user_id: str, query: ListQuery) -> dict[str, Any]:
+    after = cursors.decode_thread_cursor(query.cursor) if query.cursor else None
+    rows = await repository.list_page(
+        tx,
+        user_id,
+        status=query.status,
+        limit=query.limit + 1,  # one extra row tells whether there is a next page without a COUNT
+        after=after,
+        title_contains=query.q or None,
+        metadata_equals=query.metadata,
+    )
+    has_more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    next_cursor = cursors.encode_thread_cursor(rows[-1]["updated_at"], rows[-1]["id"]) if has_more else None
+    return {"object": "list", "data": [thread_json(r) for r in rows], "next_cursor": next_cursor, "has_more": has_more}
+
+
+async def patch(
+    tx: Tx, user_id: str, thread_id: str, body: ThreadPatch, if_match: int | None, limits: Limits
+) -> dict[str, Any]:
+    fields = body.model_fields_set
+    if "metadata" in fields and body.metadata is None:
+        raise Unprocessable(
+            "metadata cannot be null; send an object (a key set to null removes that key).",
+            errors=[{"loc": ["body", "metadata"], "msg": "must be an object"}],
+        )
+    if "status" in fields and body.status is None:
+        raise Unprocessable("status cannot be null.", errors=[{"loc": ["body", "status"], "msg": "must be a string"}])
+    # The row lock makes the merge of metadata and the If-Match check one atomic step: concurrent
+    # patches queue here instead of overwriting each other's keys.
+    row = await repository.get_owned(tx, user_id, thread_id, for_update=True)
+    if row is None:
+        raise not_found()
+    if if_match is not None and if_match != row["version"]:
+        raise PreconditionFailed("The thread has changed since the version given in If-Match.")
+    changes: dict[str, Any] = {}
+    if "title" in fields:
+        title = limits.title(body.title, ("body", "title")) if body.title is not None else None
+        if title != row["title"]:
+            changes["title"] = title
+    if "metadata" in fields and body.metadata is not None:
+        merged = merge_patch(row["metadata"], body.metadata)
+        limits.metadata(merged, ("body", "metadata"))
+        if merged != row["metadata"]:
+            changes["metadata"] = merged
+    new_status = body.status if "status" in fields else row["status"]
+    if changes and new_status == "archived":
+        raise Conflict("An archived thread cannot be changed; restore it with status 'active' first.")
+    if new_status != row["status"]:
+        changes["status"] = new_status
+        changes["archived_at"] = tx.now if new_status == "archived" else None
+    if not changes:
+        return thread_json(row)
+    updated = await repository.update_owned(tx, user_id, thread_id, changes)
+    if updated is None:  # cannot happen under the row lock; kept so a schema change fails loudly
+        raise not_found()
+    thread = thread_json(updated)
+    await outbox.record(tx, user_id, outbox.THREAD_UPDATED, thread)
+    return thread
+
+
+async def archive(tx: Tx, user_id: str, thread_id: str) -> dict[str, Any]:
+    row = await repository.archive_if_active(tx, user_id, thread_id)
+    if row is not None:
+        thread = thread_json(row)
+        await outbox.record(tx, user_id, outbox.THREAD_UPDATED, thread)
+        return thread
+    current = await repository.get_owned(tx, user_id, thread_id)
+    if current is None:
+        raise not_found()
+    return thread_json(current)  # already archived: idempotent, no new version
+
+
+async def delete_permanently(tx: Tx, user_id: str, thread_id: str) -> None:
+    if not await repository.delete_owned(tx, user_id, thread_id):
+        raise not_found()
+    await outbox.record(tx, user_id, outbox.THREAD_DELETED, {"id": thread_id})
+
+
+@dataclass(frozen=True)
+class RenameSource:
+    version: int
+    text: str
+
+
+async def rename_source(tx: Tx, user_id: str, thread_id: str) -> RenameSource:
+    row = await repository.get_owned(tx, user_id, thread_id)
+    if row is None:
+        raise not_found()
+    if row["status"] != "active":
+        raise Conflict("An archived thread cannot be renamed; restore it first.")
+    first = await messages_repo.first_by_role(tx, thread_id, "user")
+    if first is None:
+        raise Unprocessable(
+            "The thread has no user message to title it from.",
+            errors=[{"loc": ["thread", "messages"], "msg": "no user message"}],
+        )
+    return RenameSource(version=row["version"], text=first["content"])
+
+
+async def apply_title(tx: Tx, user_id: str, thread_id: str, title: str, expected_version: int) -> dict[str, Any]:
+    """Sets a generated title only if the thread is still at the version the title was made from."""
+    current = await repository.get_owned(tx, user_id, thread_id, for_update=True)
+    if current is None:
+        raise not_found()
+    if current["version"] != expected_version or current["status"] != "active":
+        raise Conflict("The thread changed while its title was being generated; nothing was applied.")
+    if current["title"] == title:
+        return thread_json(current)
+    row = await repository.update_owned(tx, user_id, thread_id, {"title": title}, expected_version=expected_version)
+    if row is None:
+        raise Conflict("The thread changed while its title was being generated; nothing was applied.")
+    thread = thread_json(row)
+    await outbox.record(tx, user_id, outbox.THREAD_UPDATED, thread)
+    return thread
+

@@ -1,0 +1,110 @@
+"""Finds a PostgreSQL server for the test run, in the order the README promises.
+
+1. `THREADSTORE_TEST_DATABASE_URL` (any database on the server; the run creates its own databases there);
+2. the local server on 127.0.0.1:5432 (user postgres), when it answers;
+3. a throwaway cluster started with `pg_ctl` in a temporary folder, when the binaries exist;
+4. none: the PostgreSQL suite is skipped with a loud message, or fails when `CI` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import URL, make_url
+
+LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass
+class PgServer:
+    admin_url: URL  # plain postgresql:// URL of a maintenance database on the server
+    how: str
+    _cleanup: list[str] = field(default_factory=list)
+
+    def database_url(self, name: str, driver: str = "asyncpg") -> str:
+        return self.admin_url.set(drivername=f"postgresql+{driver}", database=name).render_as_string(False)
+
+    def dsn(self, name: str | None = None) -> str:
+        url = self.admin_url.set(drivername="postgresql")
+        if name:
+            url = url.set(database=name)
+        return url.render_as_string(hide_password=False)
+
+    def stop(self) -> None:
+        for data_dir in self._cleanup:
+            subprocess.run([_pg_ctl() or "pg_ctl", "-D", data_dir, "-m", "immediate", "stop"], capture_output=True)
+            shutil.rmtree(Path(data_dir).parent, ignore_errors=True)
+
+
+async def _answers(url: str) -> bool:
+    try:
+        conn = await asyncpg.connect(url, timeout=3)
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+        return False
+    await conn.close()
+    return True
+
+
+def _pg_ctl() -> str | None:
+    found = shutil.which("pg_ctl")
+    if found:
+        return found
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    return candidates[-1] if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_throwaway(pg_ctl: str) -> PgServer | None:
+    bin_dir = Path(pg_ctl).parent
+    root = tempfile.mkdtemp(prefix="threadstore-pg-")
+    data_dir = os.path.join(root, "data")
+    port = _free_port()
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        if shutil.which("runuser") is None:
+            return None
+        shutil.chown(root, "postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    init = subprocess.run(
+        [*run_as, str(bin_dir / "initdb"), "-D", data_dir, "-U", "postgres", "-A", "trust"], capture_output=True
+    )
+    if init.returncode != 0:
+        return None
+    start = subprocess.run(
+        [*run_as, pg_ctl, "-D", data_dir, "-w", "-l", os.path.join(root, "log"),
+         "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1"],
+        capture_output=True,
+    )
+    if start.returncode != 0:
+        return None
+    server = PgServer(make_url(f"postgresql://postgres@127.0.0.1:{port}/postgres"), f"throwaway cluster on {port}")
+    server._cleanup.append(data_dir)
+    return server
+
+
+def find_server() -> PgServer | None:
+    explicit = os.environ.get("THREADSTORE_TEST_DATABASE_URL")
+    if explicit:
+        url = make_url(explicit)
+        url = url.set(drivername="postgresql", database=url.database or "postgres")
+        return PgServer(url, "THREADSTORE_TEST_DATABASE_URL")
+    if asyncio.run(_answers(LOCAL_URL)):
+        return PgServer(make_url(LOCAL_URL), "local server on 127.0.0.1:5432")
+    pg_ctl = _pg_ctl()
+    if pg_ctl:
+        return _start_throwaway(pg_ctl)
+    return None
