@@ -48,7 +48,7 @@ class PgServer:
 async def _answers(url: str) -> bool:
     try:
         conn = await asyncpg.connect(url, timeout=3)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+    except (TimeoutError, OSError, asyncpg.PostgresError):
         return False
     await conn.close()
     return True
@@ -85,8 +85,17 @@ def _start_throwaway(pg_ctl: str) -> PgServer | None:
     if init.returncode != 0:
         return None
     start = subprocess.run(
-        [*run_as, pg_ctl, "-D", data_dir, "-w", "-l", os.path.join(root, "log"),
-         "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1"],
+        [
+            *run_as,
+            pg_ctl,
+            "-D",
+            data_dir,
+            "-w",
+            "-l",
+            os.path.join(root, "log"),
+            "-o",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
+        ],
         capture_output=True,
     )
     if start.returncode != 0:

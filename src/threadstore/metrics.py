@@ -7,7 +7,9 @@ from collections.abc import Callable
 from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter(
-    "threadstore_http_requests_total", "HTTP requests by route template, method and status", ["route", "method", "status"]
+    "threadstore_http_requests_total",
+    "HTTP requests by route template, method and status",
+    ["route", "method", "status"],
 )
 REQUEST_SECONDS = Histogram(
     "threadstore_http_request_duration_seconds", "HTTP request duration by route template", ["route", "method"]

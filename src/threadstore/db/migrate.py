@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -101,5 +100,3 @@ def _file_lock(database: str | None) -> Iterator[None]:
 
 def run(database_url: str) -> None:
     asyncio.run(upgrade(database_url))
-
-

@@ -98,7 +98,12 @@ class Database:
             metrics.COMMITS.inc()
             return result, tx._after_commit
         except BaseException as error:
-            await _rollback(conn)
+            if committing:
+                # After a failed or interrupted COMMIT nobody knows the connection's state (SQLAlchemy
+                # already considers the transaction over and would pool it unreset): discard it.
+                await _discard(conn)
+            else:
+                await _rollback(conn)
             raise _translate(error, committing=committing) from _cause(error)
         finally:
             await _close(conn)
@@ -109,7 +114,7 @@ class Database:
         except sa_exc.TimeoutError:
             log.warning("connection pool exhausted (waited pool_timeout)")
             raise ServiceUnavailable("The service is at capacity; retry shortly.") from None
-        except (sa_exc.DBAPIError, OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, sa_exc.DBAPIError, OSError) as error:
             log.warning("cannot connect to the database: %s", type(error).__name__)
             raise ServiceUnavailable() from None
 
@@ -154,6 +159,12 @@ async def _rollback(conn: AsyncConnection) -> None:
             # A connection that cannot roll back is not trusted again: drop it instead of pooling it.
             log.warning("rollback failed; discarding the connection")
             await _invalidate(conn)
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    with anyio.CancelScope(shield=True):
+        metrics.ROLLBACKS.inc()
+        await _invalidate(conn)
 
 
 async def _invalidate(conn: AsyncConnection) -> None:

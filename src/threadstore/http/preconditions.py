@@ -16,7 +16,7 @@ def parse_if_match(value: str | None) -> int | None:
         return ANY
     tag = value.removeprefix("W/")  # If-Match uses strong comparison: a weak tag never matches
     if value.startswith("W/") or not (len(tag) >= 2 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit()):
-        raise PreconditionFailed("If-Match must name the current version as a strong ETag, e.g. \"3\".")
+        raise PreconditionFailed('If-Match must name the current version as a strong ETag, e.g. "3".')
     return int(tag[1:-1])
 
 

@@ -20,7 +20,8 @@ async def try_lock(tx: Tx, user_id: str, key: str) -> bool:
     """
     if tx.dialect != "postgresql":
         return True
-    lock_id = func.hashtextextended(user_id + "\x00" + key, 0)
+    # Length-prefixed so ("ab", "c") and ("a", "bc") never share a lock.
+    lock_id = func.hashtextextended(f"{len(user_id)}:{user_id}{key}", 0)
     return bool((await tx.conn.execute(select(func.pg_try_advisory_xact_lock(lock_id)))).scalar_one())
 
 

@@ -26,7 +26,5 @@ async def auto_rename(database: Database, generator: TitleGenerator, user_id: st
     source = await database.read(lambda tx: service.rename_source(tx, user_id, thread_id))
     title = await generator.generate(source.text)
     metrics.TITLE_SOURCES.labels(title.source).inc()
-    thread = await database.write(
-        lambda tx: service.apply_title(tx, user_id, thread_id, title.text, source.version)
-    )
+    thread = await database.write(lambda tx: service.apply_title(tx, user_id, thread_id, title.text, source.version))
     return Renamed(thread=thread, source=title.source)

@@ -66,7 +66,9 @@ async def list_page(
         stmt = stmt.where(threads.c.status == status)
     if after is not None:
         # Row-value comparison: the (user_id[, status], updated_at, id) index serves it as one range scan.
-        stmt = stmt.where(tuple_(threads.c.updated_at, threads.c.id) < tuple_(literal(after[0], UtcDateTime()), after[1]))
+        stmt = stmt.where(
+            tuple_(threads.c.updated_at, threads.c.id) < tuple_(literal(after[0], UtcDateTime()), after[1])
+        )
     if title_contains:
         stmt = stmt.where(_title_contains(tx.dialect, title_contains))
     for key, value in metadata_equals:
@@ -105,7 +107,8 @@ async def bump_for_append(tx: Tx, user_id: str, thread_id: str) -> int | None:
         )
         .returning(threads.c.message_count)
     )
-    return (await tx.conn.execute(stmt)).scalar_one_or_none()
+    seq: int | None = (await tx.conn.execute(stmt)).scalar_one_or_none()
+    return seq
 
 
 async def update_owned(
@@ -142,4 +145,3 @@ async def delete_owned(tx: Tx, user_id: str, thread_id: str) -> bool:
 async def status_of(tx: Tx, user_id: str, thread_id: str) -> str | None:
     stmt = select(threads.c.status).where(_owned(user_id, thread_id))
     return (await tx.conn.execute(stmt)).scalar_one_or_none()
-

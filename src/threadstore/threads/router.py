@@ -54,9 +54,7 @@ async def list_threads(
     status: Literal["active", "archived", "all"] = "active",
     q: Annotated[str | None, Query(max_length=256)] = None,
 ) -> Response:
-    query = service.ListQuery(
-        status=status, limit=limit, cursor=cursor, q=q, metadata=_metadata_filters(request)
-    )
+    query = service.ListQuery(status=status, limit=limit, cursor=cursor, q=q, metadata=_metadata_filters(request))
     page = await database.read(lambda tx: service.list_threads(tx, user_id, query))
     return Response(json_bytes(page), media_type="application/json")
 

@@ -198,4 +198,3 @@ async def apply_title(tx: Tx, user_id: str, thread_id: str, title: str, expected
     thread = thread_json(row)
     await outbox.record(tx, user_id, outbox.THREAD_UPDATED, thread)
     return thread
-
