@@ -103,12 +103,15 @@ async def _drop_pg_database(server: PgServer, name: str) -> None:
 
 
 @asynccontextmanager
-async def fresh_database(kind: str, server: PgServer | None, tmp: Path) -> AsyncIterator[Backend]:
-    """A new, migrated database of `kind`; dropped afterwards."""
+async def fresh_database(
+    kind: str, server: PgServer | None, tmp: Path, *, migrated: bool = True
+) -> AsyncIterator[Backend]:
+    """A new database of `kind` (migrated unless told otherwise); dropped afterwards."""
     if kind == "sqlite":
         path = tmp / f"threadstore-{uuid.uuid4().hex[:8]}.db"
         backend = Backend("sqlite", f"sqlite+aiosqlite:///{path}")
-        await migrate.upgrade(backend.url)
+        if migrated:
+            await migrate.upgrade(backend.url)
         yield backend
         return
     if server is None:
@@ -117,7 +120,8 @@ async def fresh_database(kind: str, server: PgServer | None, tmp: Path) -> Async
     await _create_pg_database(server, name)
     try:
         backend = Backend("postgresql", server.database_url(name), server.dsn(name))
-        await migrate.upgrade(backend.url)
+        if migrated:
+            await migrate.upgrade(backend.url)
         yield backend
     finally:
         await _drop_pg_database(server, name)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from alembic import command
@@ -51,7 +51,7 @@ def _upgrade(sync_conn: Connection) -> None:
 async def upgrade(database_url: str) -> None:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        with _file_lock(url.database):
+        async with _file_lock(url.database):
             await _run_upgrade(database_url)
     else:
         await _run_upgrade(database_url, pg_lock=True)
@@ -83,15 +83,16 @@ async def _migrate_on_fresh_connection(engine: AsyncEngine) -> None:
         await conn.run_sync(_upgrade)
 
 
-@contextmanager
-def _file_lock(database: str | None) -> Iterator[None]:
+@asynccontextmanager
+async def _file_lock(database: str | None) -> AsyncIterator[None]:
     if not database or database == ":memory:":
         yield
         return
     path = Path(database)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".migrate-lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        # Waiting happens in a worker thread so the event loop (and a peer in this process) keeps running.
+        await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
         try:
             yield
         finally:

@@ -1,0 +1,141 @@
+"""The command line as a user meets it: `token`, `migrate`, and `serve` answering the README walk-through
+on the SQLite default in a real uvicorn process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+
+from tests.conftest import JWT_SECRET
+
+
+def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "threadstore", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("THREADSTORE_")}
+    env.update({"THREADSTORE_DATA_DIR": str(tmp_path / "data"), **extra})
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_token_is_signed_with_the_configured_secret(tmp_path: Path) -> None:
+    result = _cli(
+        "token", "--user", "alice", "--ttl", "60", env=_env(tmp_path, THREADSTORE_JWT_SECRET=JWT_SECRET), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    claims = jwt.decode(result.stdout.strip(), JWT_SECRET, algorithms=["HS256"])
+    assert claims["sub"] == "alice"
+    assert 0 < claims["exp"] - time.time() <= 60
+
+
+def test_sqlite_default_generates_a_private_secret_once(tmp_path: Path) -> None:
+    first = _cli("token", "--user", "a", env=_env(tmp_path), cwd=tmp_path)
+    second = _cli("token", "--user", "a", env=_env(tmp_path), cwd=tmp_path)
+    secret_file = tmp_path / "data" / "jwt-secret"
+    assert first.returncode == second.returncode == 0
+    assert "generated a JWT secret" in first.stderr
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    secret = secret_file.read_text().strip()
+    for result in (first, second):
+        assert jwt.decode(result.stdout.strip(), secret, algorithms=["HS256"])["sub"] == "a"
+
+
+def test_postgres_without_a_secret_is_refused(tmp_path: Path) -> None:
+    env = _env(tmp_path, THREADSTORE_DATABASE_URL="postgresql+asyncpg://postgres@127.0.0.1:5432/x")
+    result = _cli("token", "--user", "a", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "THREADSTORE_JWT_SECRET must be set" in result.stderr
+
+
+def test_short_secret_is_refused(tmp_path: Path) -> None:
+    result = _cli("token", "--user", "a", env=_env(tmp_path, THREADSTORE_JWT_SECRET="short"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "at least 32 bytes" in result.stderr
+
+
+def test_migrate_creates_the_schema(tmp_path: Path) -> None:
+    result = _cli("migrate", env=_env(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data" / "threadstore.db").exists()
+    assert "schema is at revision" in result.stderr
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    port = _free_port()
+    env = _env(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "threadstore", "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"server did not become ready: {process.stderr.read() if process.stderr else ''}")
+            time.sleep(0.2)
+        token = _cli("token", "--user", "alice", env=env, cwd=tmp_path).stdout.strip()
+        yield base, token
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def test_serve_answers_the_readme_walkthrough_on_sqlite(served: tuple[str, str]) -> None:
+    base, token = served
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base, headers=auth, timeout=10) as client:
+        first = "Can you help me plan a three day trip to Lisbon in March with kids?"
+        created = client.post("/api/threads", json={"metadata": {"topic": "travel"}, "messages": [{"content": first}]})
+        assert created.status_code == 201
+        thread = created.json()["id"]
+        appended = client.post(
+            f"/api/threads/{thread}/messages",
+            headers={"Idempotency-Key": "7d1c6e2a"},
+            json={"role": "assistant", "content": "Day one: Belém and the riverside."},
+        )
+        assert appended.status_code == 201 and appended.json()["seq"] == 2
+        listed = client.get("/api/threads").json()
+        assert [t["id"] for t in listed["data"]] == [thread]
+        messages = client.get(f"/api/threads/{thread}/messages", params={"order": "desc", "limit": 10}).json()
+        assert [m["seq"] for m in messages["data"]] == [2, 1]
+        renamed = client.post(f"/api/threads/{thread}/auto-rename")
+        assert renamed.status_code == 200
+        assert renamed.headers["x-title-source"] == "fallback"
+        assert "Lisbon" in renamed.json()["title"]
+        patched = client.patch(
+            f"/api/threads/{thread}",
+            headers={"If-Match": '"3"'},
+            json={"metadata": {"topic": None, "season": "spring"}},
+        )
+        assert patched.status_code == 200
+        assert patched.json()["metadata"] == {"season": "spring"}
