@@ -90,7 +90,7 @@ async def _file_lock(database: str | None) -> AsyncIterator[None]:
         return
     path = Path(database)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".migrate-lock"), "w") as handle:
+    with open(path.with_name(path.name + ".migrate-lock"), "w") as handle:  # noqa: ASYNC230 (tiny, local, once)
         # Waiting happens in a worker thread so the event loop (and a peer in this process) keeps running.
         await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
         try:
