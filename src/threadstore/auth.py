@@ -11,9 +11,17 @@ from threadstore.errors import Unauthorized
 MAX_USER_ID = 255
 
 
+CACHE_SIZE = 10_000
+
+
 class TokenVerifier:
+    """Verifies bearer tokens, remembering verified ones: clients send the same token on every request and
+    an HMAC check plus JSON decoding per request is a measurable share of a fast read (docs/performance.md).
+    A remembered token is still refused from the moment its `exp` passes."""
+
     def __init__(self, secret: str) -> None:
         self._secret = secret
+        self._verified: dict[str, tuple[str, float | None]] = {}
 
     def user_id(self, authorization: str | None) -> str:
         if not authorization:
@@ -22,6 +30,19 @@ class TokenVerifier:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized()
+        known = self._verified.get(token)
+        if known is not None:
+            sub, exp = known
+            if exp is None or time.time() < exp:
+                return sub
+            del self._verified[token]
+        sub, exp = self._verify(token)
+        if len(self._verified) >= CACHE_SIZE:
+            self._verified.clear()  # crude but bounded; a full cache only costs re-verification
+        self._verified[token] = (sub, exp)
+        return sub
+
+    def _verify(self, token: str) -> tuple[str, float | None]:
         try:
             # algorithms is pinned: accepting the token's own "alg" would allow "none" and key confusion.
             claims = jwt.decode(token, self._secret, algorithms=["HS256"], options={"require": ["sub"]})
@@ -30,7 +51,8 @@ class TokenVerifier:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not 1 <= len(sub) <= MAX_USER_ID:
             raise Unauthorized("The bearer token has no usable subject.")
-        return sub
+        exp = claims.get("exp")
+        return sub, float(exp) if isinstance(exp, int | float) else None
 
 
 def issue_token(secret: str, user_id: str, ttl_seconds: int | None) -> str:

@@ -35,11 +35,15 @@ def decode_thread_cursor(cursor: str) -> tuple[datetime, str]:
     value = _decode(cursor)
     if len(value) != 2 or not isinstance(value[0], str) or not isinstance(value[1], str):
         raise _invalid()
+    if "\x00" in value[1]:
+        raise _invalid()
     try:
         ts = datetime.fromisoformat(value[0])
-    except ValueError:
+        # Normalised here: a timestamp near year 1 or 9999 can overflow when moved to UTC.
+        ts = (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise _invalid() from None
-    return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)), value[1]
+    return ts, value[1]
 
 
 def encode_thread_cursor(updated_at: datetime, thread_id: str) -> str:

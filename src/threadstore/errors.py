@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from threadstore.http.request_id import current_request_id
 
@@ -139,10 +140,33 @@ async def _validation_error(_: Request, error: Exception) -> Response:
     )
 
 
-async def _http_error(_: Request, error: Exception) -> Response:
+async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
     detail = HTTPStatus(error.status_code).phrase
-    return problem_response(error.status_code, detail, headers=error.headers)
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    return problem_response(error.status_code, detail, headers=headers)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    # Starlette names only the first route whose path matched, but FastAPI has one route per method:
+    # RFC 9110 requires a 405's Allow to list every method the resource supports. Each method is probed
+    # on a fresh scope because matching may annotate the scope it is given.
+    def supports(method: str) -> bool:
+        scope = {
+            "type": "http",
+            "path": request.scope["path"],
+            "root_path": request.scope.get("root_path", ""),
+            "method": method,
+            "headers": [],
+        }
+        return any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes)
+
+    return ", ".join(m for m in _METHODS if supports(m))
 
 
 async def _unhandled(_: Request, error: Exception) -> Response:

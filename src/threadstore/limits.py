@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from pydantic import AfterValidator
 
 from threadstore.config import Settings
 from threadstore.errors import Unprocessable
@@ -52,15 +54,61 @@ class Limits:
         for key in value:
             if not 1 <= len(key) <= self.metadata_key_chars:
                 raise _reject((*loc, key), f"metadata keys must be 1 to {self.metadata_key_chars} characters")
-        if len(orjson.dumps(value)) > self.metadata_bytes:
+        try:
+            size = len(orjson.dumps(value))
+        except orjson.JSONEncodeError:
+            raise _reject(loc, "metadata is too deeply nested or holds a number out of range") from None
+        if size > self.metadata_bytes:
             raise _reject(loc, f"metadata may be at most {self.metadata_bytes} bytes serialized")
         return value
 
     def content(self, value: str, loc: Loc) -> str:
         if not 1 <= len(value) <= self.content_chars:
             raise _reject(loc, f"content must be 1 to {self.content_chars} characters")
+        if "\x00" in value:
+            raise _reject(loc, NUL_MESSAGE)
         return value
 
     def initial_message_count(self, count: int, loc: Loc) -> None:
         if count > self.initial_messages:
             raise _reject(loc, f"at most {self.initial_messages} initial messages")
+
+
+NUL_MESSAGE = "text must not contain the NUL character (U+0000)"
+
+
+# Deeper than any real metadata, and well inside what the JSON serializers on the way to the database accept.
+MAX_JSON_DEPTH = 64
+_INT_RANGE = (-(2**63), 2**64 - 1)  # what orjson (the database's JSON serializer) can write
+
+
+def plain_json(document: Any) -> Any:
+    """A request's JSON value, if every backend can store it exactly as sent; else ValueError (422).
+
+    PostgreSQL text and jsonb cannot hold NUL; NaN and Infinity (which Python's JSON parser accepts) are not
+    JSON and would be stored as null; integers beyond 64 bits and very deep nesting cannot be serialized.
+    Iterative, so a hostile depth costs no recursion.
+    """
+    pending: list[tuple[Any, int]] = [(document, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError(NUL_MESSAGE)
+        elif isinstance(item, bool):
+            continue
+        elif isinstance(item, int):
+            if not _INT_RANGE[0] <= item <= _INT_RANGE[1]:
+                raise ValueError("integers must fit in 64 bits")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValueError("numbers must be finite (NaN and Infinity are not JSON)")
+        elif isinstance(item, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise ValueError(f"JSON may be nested at most {MAX_JSON_DEPTH} levels deep")
+            children = [*item, *item.values()] if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return document
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(plain_json)]

@@ -46,19 +46,22 @@ def classify(error: BaseException) -> Failure:
         return Failure.RETRYABLE
     if code is not None and code.startswith(_UNAVAILABLE_PREFIXES):
         return Failure.UNAVAILABLE
-    if _is_sqlite_busy(error):
-        return Failure.UNAVAILABLE
+    orig = getattr(error, "orig", error)
+    if isinstance(orig, sqlite3.Error):
+        # SQLite's OperationalError also covers "no such table" and syntax errors: only a busy, locked or
+        # unopenable database is "unavailable"; the rest are bugs.
+        return Failure.UNAVAILABLE if _is_sqlite_unavailable(orig) else Failure.INTERNAL
     if isinstance(error, sa_exc.InterfaceError | sa_exc.OperationalError) or _is_connect_error(error):
         return Failure.UNAVAILABLE
     return Failure.INTERNAL
 
 
-def _is_sqlite_busy(error: BaseException) -> bool:
-    orig = getattr(error, "orig", error)
-    if not isinstance(orig, sqlite3.OperationalError):
-        return False
-    text = str(orig).lower()
-    return "locked" in text or "busy" in text
+_SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o", "database or disk is full")
+
+
+def _is_sqlite_unavailable(error: sqlite3.Error) -> bool:
+    text = str(error).lower()
+    return isinstance(error, sqlite3.OperationalError) and any(marker in text for marker in _SQLITE_UNAVAILABLE)
 
 
 def _is_connect_error(error: BaseException) -> bool:

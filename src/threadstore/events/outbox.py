@@ -16,7 +16,9 @@ THREAD_DELETED = "thread.deleted"
 MESSAGE_CREATED = "message.created"
 
 
+_INSERT = insert(events)
+
+
 async def record(tx: Tx, user_id: str, event_type: str, data: dict[str, Any]) -> None:
-    await tx.conn.execute(
-        insert(events).values(user_id=user_id, type=event_type, data=orjson.dumps(data).decode(), created_at=tx.now)
-    )
+    row = {"user_id": user_id, "type": event_type, "data": orjson.dumps(data).decode(), "created_at": tx.now}
+    await tx.conn.execute(_INSERT, row)

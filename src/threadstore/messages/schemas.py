@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from threadstore.limits import JsonObject
 from threadstore.timestamps import rfc3339
 
 Role = Literal["user", "assistant", "system", "tool"]
@@ -16,7 +17,7 @@ class MessageCreate(BaseModel):
 
     role: Role = "user"
     content: StrictStr
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
 
 
 class MessageOut(BaseModel):

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Select,
     and_,
+    bindparam,
     case,
     delete,
     exists,
+    false,
     func,
     insert,
     literal,
@@ -30,7 +34,14 @@ Row = Any  # a SQLAlchemy RowMapping: read-only, keyed by column name
 COLUMNS = [c for c in threads.c if c.name != "user_id"]
 
 
+def storable(*values: str) -> bool:
+    """False when a value holds NUL: PostgreSQL text cannot, so no row matches it, and binding it is an error."""
+    return all("\x00" not in value for value in values)
+
+
 def _owned(user_id: str, thread_id: str) -> ColumnElement[bool]:
+    if not storable(user_id, thread_id):
+        return false()
     return and_(threads.c.id == thread_id, threads.c.user_id == user_id)
 
 
@@ -40,15 +51,36 @@ def later_of(now: datetime) -> ColumnElement[Any]:
     return case((threads.c.updated_at > stamp, threads.c.updated_at), else_=stamp)
 
 
+# Hot-path statements are built once with bind parameters: building a SQLAlchemy expression per request
+# costs more than the compiled-statement cache saves (docs/performance.md).
+_P_ID: BindParameter[str] = bindparam("p_id")
+_P_USER: BindParameter[str] = bindparam("p_user")
+_P_NOW = bindparam("p_now", type_=UtcDateTime())
+_INSERT = insert(threads)
+_SELECT_OWNED = select(*COLUMNS).where(threads.c.id == _P_ID, threads.c.user_id == _P_USER)
+_SELECT_OWNED_FOR_UPDATE = _SELECT_OWNED.with_for_update()
+_BUMP_FOR_APPEND = (
+    update(threads)
+    .where(threads.c.id == _P_ID, threads.c.user_id == _P_USER, threads.c.status == "active")
+    .values(
+        message_count=threads.c.message_count + 1,
+        version=threads.c.version + 1,
+        updated_at=case((threads.c.updated_at > _P_NOW, threads.c.updated_at), else_=_P_NOW),
+        last_message_at=_P_NOW,
+    )
+    .returning(threads.c.message_count)
+)
+
+
 async def insert_thread(tx: Tx, values: dict[str, Any]) -> None:
-    await tx.conn.execute(insert(threads).values(**values))
+    await tx.conn.execute(_INSERT, values)
 
 
 async def get_owned(tx: Tx, user_id: str, thread_id: str, *, for_update: bool = False) -> Row | None:
-    stmt = select(*COLUMNS).where(_owned(user_id, thread_id))
-    if for_update:
-        stmt = stmt.with_for_update()
-    return (await tx.conn.execute(stmt)).mappings().first()
+    if not storable(user_id, thread_id):
+        return None
+    stmt = _SELECT_OWNED_FOR_UPDATE if for_update else _SELECT_OWNED
+    return (await tx.conn.execute(stmt, {"p_id": thread_id, "p_user": user_id})).mappings().first()
 
 
 async def list_page(
@@ -61,53 +93,66 @@ async def list_page(
     title_contains: str | None,
     metadata_equals: Sequence[tuple[str, str]],
 ) -> list[Row]:
-    stmt: Select[Any] = select(*COLUMNS).where(threads.c.user_id == user_id)
-    if status != "all":
-        stmt = stmt.where(threads.c.status == status)
+    if not storable(user_id, title_contains or "", *(part for pair in metadata_equals for part in pair)):
+        return []
+    stmt = _list_statement(tx.dialect, status == "all", after is not None, bool(title_contains), len(metadata_equals))
+    params: dict[str, Any] = {"p_user": user_id, "p_status": status, "p_limit": limit}
     if after is not None:
+        params["p_after_ts"], params["p_after_id"] = after
+    if title_contains:
+        params["p_q"] = title_contains.casefold() if tx.dialect == "sqlite" else title_contains
+    for i, (key, value) in enumerate(metadata_equals):
+        if tx.dialect == "sqlite":
+            params[f"p_mk{i}"], params[f"p_mv{i}"] = key, value
+        else:
+            params[f"p_m{i}"] = {key: value}
+    return list((await tx.conn.execute(stmt, params)).mappings().all())
+
+
+@lru_cache(maxsize=256)
+def _list_statement(dialect: str, any_status: bool, after: bool, title: bool, metadata_filters: int) -> Select[Any]:
+    stmt: Select[Any] = select(*COLUMNS).where(threads.c.user_id == bindparam("p_user"))
+    if not any_status:
+        stmt = stmt.where(threads.c.status == bindparam("p_status"))
+    if after:
         # Row-value comparison: the (user_id[, status], updated_at, id) index serves it as one range scan.
         stmt = stmt.where(
-            tuple_(threads.c.updated_at, threads.c.id) < tuple_(literal(after[0], UtcDateTime()), after[1])
+            tuple_(threads.c.updated_at, threads.c.id)
+            < tuple_(bindparam("p_after_ts", type_=UtcDateTime()), bindparam("p_after_id"))
         )
-    if title_contains:
-        stmt = stmt.where(_title_contains(tx.dialect, title_contains))
-    for key, value in metadata_equals:
-        stmt = stmt.where(_metadata_equals(tx.dialect, key, value))
-    stmt = stmt.order_by(threads.c.updated_at.desc(), threads.c.id.desc()).limit(limit)
-    return list((await tx.conn.execute(stmt)).mappings().all())
+    if title:
+        stmt = stmt.where(_title_contains(dialect))
+    for i in range(metadata_filters):
+        stmt = stmt.where(_metadata_equals(dialect, i))
+    return stmt.order_by(threads.c.updated_at.desc(), threads.c.id.desc()).limit(bindparam("p_limit"))
 
 
-def _title_contains(dialect: str, needle: str) -> ColumnElement[bool]:
+def _title_contains(dialect: str) -> ColumnElement[bool]:
     # strpos/instr take the needle literally: '%' and '_' are not wildcards, no escaping to get wrong.
+    needle: BindParameter[str] = bindparam("p_q")
     if dialect == "sqlite":
-        return func.instr(func.ts_casefold(threads.c.title), needle.casefold()) > 0
+        return func.instr(func.ts_casefold(threads.c.title), needle) > 0
     return func.strpos(func.lower(threads.c.title), func.lower(needle)) > 0
 
 
-def _metadata_equals(dialect: str, key: str, value: str) -> ColumnElement[bool]:
+def _metadata_equals(dialect: str, i: int) -> ColumnElement[bool]:
     if dialect == "sqlite":
         each = func.json_each(threads.c.metadata).table_valued("key", "type", "value")
         return exists(
-            select(literal(1)).select_from(each).where(each.c.key == key, each.c.type == "text", each.c.value == value)
+            select(literal(1))
+            .select_from(each)
+            .where(each.c.key == bindparam(f"p_mk{i}"), each.c.type == "text", each.c.value == bindparam(f"p_mv{i}"))
         )
     # Containment matches string values exactly (a number 5 never equals "5").
-    return threads.c.metadata.op("@>")(literal({key: value}, JSONB()))
+    return threads.c.metadata.op("@>")(bindparam(f"p_m{i}", type_=JSONB()))
 
 
 async def bump_for_append(tx: Tx, user_id: str, thread_id: str) -> int | None:
     """Counts one more message atomically; returns its seq, or None if no active owned thread."""
-    stmt = (
-        update(threads)
-        .where(_owned(user_id, thread_id), threads.c.status == "active")
-        .values(
-            message_count=threads.c.message_count + 1,
-            version=threads.c.version + 1,
-            updated_at=later_of(tx.now),
-            last_message_at=tx.now,
-        )
-        .returning(threads.c.message_count)
-    )
-    seq: int | None = (await tx.conn.execute(stmt)).scalar_one_or_none()
+    if not storable(user_id, thread_id):
+        return None
+    params = {"p_id": thread_id, "p_user": user_id, "p_now": tx.now}
+    seq: int | None = (await tx.conn.execute(_BUMP_FOR_APPEND, params)).scalar_one_or_none()
     return seq
 
 

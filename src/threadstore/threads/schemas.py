@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictStr
 
+from threadstore.limits import JsonObject
 from threadstore.messages.schemas import MessageCreate
 from threadstore.timestamps import rfc3339, rfc3339_or_none
 
@@ -16,7 +17,7 @@ class ThreadCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: StrictStr | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
     messages: list[MessageCreate] | None = None
 
 
@@ -26,7 +27,7 @@ class ThreadPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: StrictStr | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
     status: Status | None = None
 
 

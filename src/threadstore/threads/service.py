@@ -129,7 +129,8 @@ async def patch(
         if merged != row["metadata"]:
             changes["metadata"] = merged
     new_status = body.status if "status" in fields else row["status"]
-    if changes and new_status == "archived":
+    # Only a thread that is archived and stays so is frozen; archiving and editing in one PATCH is one change.
+    if changes and row["status"] == "archived" and new_status == "archived":
         raise Conflict("An archived thread cannot be changed; restore it with status 'active' first.")
     if new_status != row["status"]:
         changes["status"] = new_status
