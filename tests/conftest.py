@@ -135,15 +135,18 @@ async def backend(
         yield created
 
 
-@pytest.fixture(autouse=True)
-def _backend_markers(request: pytest.FixtureRequest) -> None:
-    if "backend" not in request.fixturenames:
-        return
-    name = request.getfixturevalue("backend").name
-    if request.node.get_closest_marker("postgres_only") and name != "postgresql":
-        pytest.skip("PostgreSQL-only test")
-    if request.node.get_closest_marker("sqlite_only") and name != "sqlite":
-        pytest.skip("SQLite-only test")
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A backend-specific test is collected for its backend only (deselected, not skipped, elsewhere)."""
+    keep, drop = [], []
+    for item in items:
+        backend = getattr(getattr(item, "callspec", None), "params", {}).get("backend")
+        wrong = (item.get_closest_marker("postgres_only") and backend == "sqlite") or (
+            item.get_closest_marker("sqlite_only") and backend == "postgresql"
+        )
+        (drop if wrong else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def make_settings(backend: Backend, tmp: Path, **overrides: Any) -> Settings:

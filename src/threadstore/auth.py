@@ -49,7 +49,8 @@ class TokenVerifier:
         except jwt.InvalidTokenError:
             raise Unauthorized("The bearer token is missing, malformed, expired or not validly signed.") from None
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not 1 <= len(sub) <= MAX_USER_ID:
+        # Control characters (NUL above all: PostgreSQL text cannot hold it) make no usable user id.
+        if not isinstance(sub, str) or not 1 <= len(sub) <= MAX_USER_ID or not sub.isprintable():
             raise Unauthorized("The bearer token has no usable subject.")
         exp = claims.get("exp")
         return sub, float(exp) if isinstance(exp, int | float) else None

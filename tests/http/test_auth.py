@@ -150,3 +150,11 @@ async def test_openapi_declares_bearer_auth(api: Api) -> None:
     document = (await api.client.get("/openapi.json")).json()
     schemes = document["components"]["securitySchemes"]
     assert any(s.get("scheme", "").lower() == "bearer" for s in schemes.values()), schemes
+
+
+@pytest.mark.parametrize("sub", ["a\x00b", "line\nbreak", "tab\there"])
+async def test_subject_with_control_characters_is_refused(api: Api, sub: str) -> None:
+    token = jwt.encode({"sub": sub}, JWT_SECRET, algorithm="HS256")
+    response = await api.client.post("/api/threads", json={}, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"

@@ -58,11 +58,14 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+# Thread ids break ties in list order ("larger id first"): byte order on every server, whatever the
+# database's default collation (SQLite compares bytes already).
+ThreadId = String(64).with_variant(String(64, collation="C"), "postgresql")
 
 threads = Table(
     "threads",
     metadata,
-    Column("id", String(64), primary_key=True),
+    Column("id", ThreadId, primary_key=True),
     Column("user_id", String(255), nullable=False),
     Column("title", Text, nullable=True),
     Column("metadata", JsonDocument, nullable=False),
@@ -83,7 +86,7 @@ messages = Table(
     "messages",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("thread_id", String(64), ForeignKey("threads.id", ondelete="CASCADE"), nullable=False),
+    Column("thread_id", ThreadId, ForeignKey("threads.id", ondelete="CASCADE"), nullable=False),
     Column("seq", Integer, nullable=False),
     Column("role", String(16), nullable=False),
     Column("content", Text, nullable=False),

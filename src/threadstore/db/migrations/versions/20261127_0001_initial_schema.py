@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from threadstore.db.tables import JsonDocument, UtcDateTime
+from threadstore.db.tables import JsonDocument, ThreadId, UtcDateTime
 
 revision = "0001"
 down_revision = None
@@ -21,7 +21,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "threads",
-        sa.Column("id", sa.String(64), nullable=False),
+        sa.Column("id", ThreadId, nullable=False),
         sa.Column("user_id", sa.String(255), nullable=False),
         sa.Column("title", sa.Text(), nullable=True),
         sa.Column("metadata", JsonDocument, nullable=False),
@@ -44,7 +44,7 @@ def upgrade() -> None:
     op.create_table(
         "messages",
         sa.Column("id", sa.String(64), nullable=False),
-        sa.Column("thread_id", sa.String(64), nullable=False),
+        sa.Column("thread_id", ThreadId, nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("role", sa.String(16), nullable=False),
         sa.Column("content", sa.Text(), nullable=False),
