@@ -126,6 +126,8 @@ async def _domain_error(_: Request, error: Exception) -> Response:
     assert isinstance(error, DomainError)
     if error.status >= 500:
         log.warning("request failed: %s %s", error.slug, error.detail)
+    else:
+        log.info("request refused: %d %s", error.status, error.slug)
     extra = {"errors": error.errors} if isinstance(error, Unprocessable) else None
     return problem_response(error.status, error.detail, slug=error.slug, headers=error.headers, extra=extra)
 

@@ -24,12 +24,13 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert body["status"] == status
     assert isinstance(body["type"], str) and body["type"]
     assert isinstance(body["title"], str) and body["title"]
-    assert isinstance(body["detail"], str)
+    assert isinstance(body["detail"], str) and body["detail"]
     assert body["request_id"] == response.headers["x-request-id"]
     if status == 422:
         assert isinstance(body.get("errors"), list) and body["errors"], body
         for error in body["errors"]:
             assert set(error) == {"loc", "msg"}, error
+            assert isinstance(error["loc"], list)
     return body
 
 

@@ -11,6 +11,7 @@ import httpx
 from sqlalchemy import select, update
 
 from tests.conftest import Api
+from tests.http.problems import assert_problem
 from threadstore.db.tables import events, messages, threads
 
 # RFC 3339, UTC, millisecond precision (or finer), `Z` suffix.
@@ -29,33 +30,11 @@ THREAD_FIELDS = {
     "last_message_at",
     "version",
 }
-PROBLEM_FIELDS = {"type", "title", "status", "detail", "request_id"}
 
 
 def parse_time(value: str) -> datetime:
     assert TIMESTAMP.match(value), f"not an RFC 3339 UTC timestamp with milliseconds: {value!r}"
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """The response is an RFC 9457 problem of `status` whose request_id is the X-Request-ID header."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].split(";")[0] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body.keys() >= PROBLEM_FIELDS, body
-    assert body["status"] == status
-    assert isinstance(body["type"], str) and body["type"]
-    assert isinstance(body["title"], str) and body["title"]
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert body["request_id"] == response.headers["x-request-id"]
-    if status == 422:
-        errors = body["errors"]
-        assert isinstance(errors, list) and errors, body
-        for error in errors:
-            assert set(error) == {"loc", "msg"}, error
-            assert isinstance(error["loc"], list)
-            assert isinstance(error["msg"], str) and error["msg"]
-    return body
 
 
 def assert_validation_error(response: httpx.Response, *loc_parts: str | int) -> dict[str, Any]:

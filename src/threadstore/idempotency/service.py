@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from threadstore.db.unit_of_work import Tx
+from threadstore.db.unit_of_work import Database, Tx
 from threadstore.errors import BadRequest, Conflict, Unprocessable
 from threadstore.idempotency import repository
 
@@ -45,6 +45,17 @@ def parse_key(raw: str | None, method: str, path: str, body: Any) -> IdempotentR
     # explicit default value do not count as a different request.
     canonical = orjson.dumps([method, path, body], option=orjson.OPT_SORT_KEYS)
     return IdempotentRequest(key=raw, fingerprint=hashlib.sha256(canonical).hexdigest())
+
+
+async def write_once(
+    database: Database,
+    user_id: str,
+    request: IdempotentRequest | None,
+    ttl_seconds: int,
+    produce: Callable[[Tx], Awaitable[StoredResponse]],
+) -> StoredResponse:
+    """Runs `produce` as one unit of work, or replays the stored response of an earlier run with this key."""
+    return await database.write(lambda tx: run_once(tx, user_id, request, ttl_seconds, lambda: produce(tx)))
 
 
 async def run_once(

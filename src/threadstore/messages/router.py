@@ -30,14 +30,13 @@ async def create_message(
     path = f"/api/threads/{thread_id}/messages"
     keyed = idempotency.parse_key(idempotency_key, "POST", path, body.model_dump(mode="json"))
 
-    async def produce_in(tx: Tx) -> StoredResponse:
-        async def produce() -> StoredResponse:
-            message = await service.append(tx, user_id, thread_id, body, limits)
-            return StoredResponse(201, json_bytes(message))
+    async def append(tx: Tx) -> StoredResponse:
+        message = await service.append(tx, user_id, thread_id, body, limits)
+        return StoredResponse(201, json_bytes(message))
 
-        return await idempotency.run_once(tx, user_id, keyed, settings.idempotency_ttl_seconds, produce)
-
-    return stored_response(await database.write(produce_in))
+    return stored_response(
+        await idempotency.write_once(database, user_id, keyed, settings.idempotency_ttl_seconds, append)
+    )
 
 
 @router.get("", response_model=MessageList, operation_id="list_messages")

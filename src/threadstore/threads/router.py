@@ -33,15 +33,14 @@ async def create_thread(
 ) -> Response:
     keyed = idempotency.parse_key(idempotency_key, "POST", "/api/threads", body.model_dump(mode="json"))
 
-    async def produce_in(tx: Tx) -> StoredResponse:
-        async def produce() -> StoredResponse:
-            thread = await service.create(tx, user_id, body, limits)
-            location = f"/api/threads/{thread['id']}"
-            return StoredResponse(201, json_bytes(thread), {"Location": location, "ETag": etag(thread["version"])})
+    async def create(tx: Tx) -> StoredResponse:
+        thread = await service.create(tx, user_id, body, limits)
+        location = f"/api/threads/{thread['id']}"
+        return StoredResponse(201, json_bytes(thread), {"Location": location, "ETag": etag(thread["version"])})
 
-        return await idempotency.run_once(tx, user_id, keyed, settings.idempotency_ttl_seconds, produce)
-
-    return stored_response(await database.write(produce_in))
+    return stored_response(
+        await idempotency.write_once(database, user_id, keyed, settings.idempotency_ttl_seconds, create)
+    )
 
 
 @router.get("", response_model=ThreadList, operation_id="list_threads")
