@@ -41,7 +41,10 @@ class PgServer:
 
     def stop(self) -> None:
         for data_dir in self._cleanup:
-            subprocess.run([_pg_ctl() or "pg_ctl", "-D", data_dir, "-m", "immediate", "stop"], capture_output=True)
+            subprocess.run(
+                [*_run_as_postgres(), _pg_ctl() or "pg_ctl", "-D", data_dir, "-m", "immediate", "stop"],
+                capture_output=True,
+            )
             shutil.rmtree(Path(data_dir).parent, ignore_errors=True)
 
 
@@ -62,6 +65,12 @@ def _pg_ctl() -> str | None:
     return candidates[-1] if candidates else None
 
 
+def _run_as_postgres() -> list[str]:
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        return []
+    return ["runuser", "-u", "postgres", "--"]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -73,12 +82,11 @@ def _start_throwaway(pg_ctl: str) -> PgServer | None:
     root = tempfile.mkdtemp(prefix="threadstore-pg-")
     data_dir = os.path.join(root, "data")
     port = _free_port()
-    run_as: list[str] = []
+    run_as = _run_as_postgres()
     if os.geteuid() == 0:  # initdb refuses to run as root
-        if shutil.which("runuser") is None:
+        if not run_as:
             return None
         shutil.chown(root, "postgres")
-        run_as = ["runuser", "-u", "postgres", "--"]
     init = subprocess.run(
         [*run_as, str(bin_dir / "initdb"), "-D", data_dir, "-U", "postgres", "-A", "trust"], capture_output=True
     )
@@ -95,6 +103,7 @@ def _start_throwaway(pg_ctl: str) -> PgServer | None:
             os.path.join(root, "log"),
             "-o",
             f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
+            "start",
         ],
         capture_output=True,
     )
@@ -111,9 +120,11 @@ def find_server() -> PgServer | None:
         url = make_url(explicit)
         url = url.set(drivername="postgresql", database=url.database or "postgres")
         return PgServer(url, "THREADSTORE_TEST_DATABASE_URL")
-    if asyncio.run(_answers(LOCAL_URL)):
-        return PgServer(make_url(LOCAL_URL), "local server on 127.0.0.1:5432")
-    pg_ctl = _pg_ctl()
+    # THREADSTORE_TEST_LOCAL_URL moves the probe (pointing it at a closed port exercises the fallbacks).
+    local = os.environ.get("THREADSTORE_TEST_LOCAL_URL", LOCAL_URL)
+    if asyncio.run(_answers(local)):
+        return PgServer(make_url(local), f"local server at {make_url(local).render_as_string()}")
+    pg_ctl = _pg_ctl() if os.environ.get("THREADSTORE_TEST_NO_PG_CTL") != "1" else None
     if pg_ctl:
         return _start_throwaway(pg_ctl)
     return None
