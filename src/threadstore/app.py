@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from threadstore import metrics
+from threadstore import maintenance, metrics
 from threadstore.auth import TokenVerifier
 from threadstore.config import Settings, load_settings
 from threadstore.db import migrate
@@ -45,10 +47,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.shutting_down = False
         metrics.watch_pool(engine.pool.checkedout)  # type: ignore[attr-defined]
+        housekeeping = asyncio.create_task(
+            maintenance.run_forever(
+                app.state.database, settings.idempotency_ttl_seconds, settings.maintenance_interval_seconds
+            )
+        )
         try:
             yield
         finally:
             app.state.shutting_down = True
+            housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await housekeeping
             await app.state.title_generator.aclose()
             await engine.dispose()
 

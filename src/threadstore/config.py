@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     max_content_chars: int = Field(262_144, ge=1)
     max_initial_messages: int = Field(100, ge=0)
     idempotency_ttl_seconds: int = Field(24 * 3600, ge=60)
+    maintenance_interval_seconds: float = Field(600.0, gt=0)  # how often expired keys are pruned
     require_if_match: bool = False  # when true, PATCH without If-Match is 428
 
     llm_base_url: str | None = None

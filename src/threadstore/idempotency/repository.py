@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, tuple_
 
 from threadstore.db.tables import idempotency_keys
 from threadstore.db.unit_of_work import Tx
@@ -38,3 +39,15 @@ async def remove(tx: Tx, user_id: str, key: str) -> None:
 
 async def insert_record(tx: Tx, values: dict[str, Any]) -> None:
     await tx.conn.execute(insert(idempotency_keys).values(**values))
+
+
+async def delete_expired(tx: Tx, cutoff: datetime, batch: int) -> int:
+    """Deletes up to `batch` records created before `cutoff`; bounded so one pass never holds locks long."""
+    oldest = (
+        select(idempotency_keys.c.user_id, idempotency_keys.c.key)
+        .where(idempotency_keys.c.created_at < cutoff)
+        .limit(batch)
+    )
+    keys = tuple_(idempotency_keys.c.user_id, idempotency_keys.c.key)
+    result = await tx.conn.execute(delete(idempotency_keys).where(keys.in_(oldest)))
+    return int(result.rowcount)
