@@ -21,6 +21,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event
 
 from tests.pg_server import PgServer, find_server
 from threadstore.app import create_app
@@ -188,29 +189,50 @@ def new_user() -> str:
     return f"user-{uuid.uuid4().hex[:12]}"
 
 
+class CheckoutLedger:
+    """Counts pool checkouts and checkins through the pool's own events.
+
+    `pool.checkedout()` cannot be read after shutdown (dispose() resets it) and reading it before shutdown
+    races with background work, so the ledger is what the leak check reads."""
+
+    def __init__(self, engine: Any) -> None:
+        self._out: set[int] = set()  # connection records, so a repeated checkin cannot hide a leak
+        event.listen(engine.sync_engine, "checkout", self._checkout)
+        event.listen(engine.sync_engine, "checkin", self._checkin)
+
+    @property
+    def outstanding(self) -> int:
+        return len(self._out)
+
+    def _checkout(self, _dbapi: Any, record: Any, *_: Any) -> None:
+        self._out.add(id(record))
+
+    def _checkin(self, _dbapi: Any, record: Any) -> None:
+        self._out.discard(id(record))
+
+
 @asynccontextmanager
 async def running_api(backend: Backend, settings: Settings) -> AsyncIterator[Api]:
     app = create_app(settings)
     asgi = RequestContextMiddleware(app, max_body_bytes=settings.max_body_bytes)
     async with app.router.lifespan_context(app):
+        ledger = CheckoutLedger(app.state.database.engine)
         transport = httpx.ASGITransport(app=asgi)
         async with httpx.AsyncClient(transport=transport, base_url="http://threadstore.test") as client:
-            api = Api(client=client, app=app, backend=backend)
-            try:
-                yield api
-            finally:
-                await assert_no_leaks(api)
+            yield Api(client=client, app=app, backend=backend)
+    # Judged after shutdown, when background work has stopped.
+    await assert_no_leaks(ledger, backend)
 
 
-async def assert_no_leaks(api: Api) -> None:
+async def assert_no_leaks(ledger: CheckoutLedger, backend: Backend) -> None:
     # Give cancelled tasks a moment to finish their shielded cleanup before judging.
     for _ in range(50):
-        if api.database.engine.pool.checkedout() == 0:  # type: ignore[attr-defined]
+        if ledger.outstanding == 0:
             break
         await asyncio.sleep(0.02)
-    assert api.database.engine.pool.checkedout() == 0, "a connection was not returned to the pool"  # type: ignore[attr-defined]
-    if api.backend.is_postgres:
-        assert await idle_in_transaction(api.backend) == [], "a transaction was left open"
+    assert ledger.outstanding == 0, f"{ledger.outstanding} connection(s) not returned to the pool"
+    if backend.is_postgres:
+        assert await idle_in_transaction(backend) == [], "a transaction was left open"
 
 
 async def idle_in_transaction(backend: Backend) -> list[str]:

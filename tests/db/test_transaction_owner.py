@@ -121,7 +121,7 @@ async def test_failed_statement_rolls_back_the_whole_unit(api: Api, user: str) -
     sync_engine = api.database.engine.sync_engine
 
     def fail_insert(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO MESSAGES"):
+        if "INSERT INTO MESSAGES" in statement.upper():
             raise RuntimeError("injected insert failure")
 
     event.listen(sync_engine, "before_cursor_execute", fail_insert)

@@ -11,9 +11,9 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 import orjson
+from pydantic import BaseModel
 
 from threadstore.db.unit_of_work import Database, Tx
 from threadstore.errors import BadRequest, Conflict, Unprocessable
@@ -36,14 +36,15 @@ class IdempotentRequest:
     fingerprint: str
 
 
-def parse_key(raw: str | None, method: str, path: str, body: Any) -> IdempotentRequest | None:
+def parse_key(raw: str | None, method: str, path: str, body: BaseModel) -> IdempotentRequest | None:
     if raw is None:
         return None
     if not 1 <= len(raw) <= MAX_KEY_LENGTH or not all(0x20 <= ord(ch) <= 0x7E for ch in raw):
         raise BadRequest("Idempotency-Key must be 1 to 255 printable ASCII characters.")
     # The fingerprint is of the parsed body with defaults filled in, so formatting differences or an
     # explicit default value do not count as a different request.
-    canonical = orjson.dumps([method, path, body], option=orjson.OPT_SORT_KEYS)
+    # Dumped only here: most requests carry no key, and dumping a body is not free.
+    canonical = orjson.dumps([method, path, body.model_dump(mode="json")], option=orjson.OPT_SORT_KEYS)
     return IdempotentRequest(key=raw, fingerprint=hashlib.sha256(canonical).hexdigest())
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import BindParameter, Select, bindparam, insert, select
 
 from threadstore.db.tables import messages, threads
 from threadstore.db.unit_of_work import Tx
+from threadstore.events import outbox
 from threadstore.threads import repository as threads_repo
 
 Row = Any
@@ -24,8 +25,12 @@ async def insert_messages(tx: Tx, rows: Sequence[dict[str, Any]]) -> None:
         await tx.conn.execute(_INSERT, list(rows))
 
 
-async def insert_message(tx: Tx, row: dict[str, Any]) -> None:
-    await tx.conn.execute(_INSERT, row)
+_INSERT_WITH_EVENT = outbox.InsertWithEvent(messages)
+
+
+async def insert_message(tx: Tx, row: dict[str, Any], *, event: tuple[str, str, dict[str, Any]]) -> None:
+    """Inserts the message and records its event (user id, type, data) in one statement where possible."""
+    await _INSERT_WITH_EVENT.execute(tx, row, *event)
 
 
 def _page_statement(order: Literal["asc", "desc"], after: bool) -> Select[Any]:

@@ -28,7 +28,7 @@ async def create_message(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     path = f"/api/threads/{thread_id}/messages"
-    keyed = idempotency.parse_key(idempotency_key, "POST", path, body.model_dump(mode="json"))
+    keyed = idempotency.parse_key(idempotency_key, "POST", path, body)
 
     async def append(tx: Tx) -> StoredResponse:
         message = await service.append(tx, user_id, thread_id, body, limits)

@@ -36,9 +36,8 @@ async def append(tx: Tx, user_id: str, thread_id: str, body: MessageCreate, limi
         "metadata": metadata,
         "created_at": tx.now,
     }
-    await repository.insert_message(tx, row)
     message = message_json(row)
-    await outbox.record(tx, user_id, outbox.MESSAGE_CREATED, message)
+    await repository.insert_message(tx, row, event=(user_id, outbox.MESSAGE_CREATED, message))
     return message
 
 

@@ -31,7 +31,7 @@ async def create_thread(
     settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
-    keyed = idempotency.parse_key(idempotency_key, "POST", "/api/threads", body.model_dump(mode="json"))
+    keyed = idempotency.parse_key(idempotency_key, "POST", "/api/threads", body)
 
     async def create(tx: Tx) -> StoredResponse:
         thread = await service.create(tx, user_id, body, limits)
