@@ -139,3 +139,72 @@ def test_serve_answers_the_readme_walkthrough_on_sqlite(served: tuple[str, str])
         )
         assert patched.status_code == 200
         assert patched.json()["metadata"] == {"season": "spring"}
+
+
+def test_a_short_kept_secret_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "jwt-secret").write_text("abc\n")
+    result = _cli("token", "--user", "a", env=_env(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "shorter than 32 bytes" in result.stderr
+
+
+def test_instances_starting_together_share_one_generated_secret(tmp_path: Path) -> None:
+    """Several processes creating the secret at once: the file appears whole, once, and all use it."""
+    env = _env(tmp_path)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "threadstore", "token", "--user", "a"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    tokens = [p.communicate(timeout=60)[0].strip() for p in processes]
+    assert [p.returncode for p in processes] == [0] * 6
+    secret = (tmp_path / "data" / "jwt-secret").read_text().strip()
+    assert len(secret) >= 32
+    for token in tokens:
+        assert jwt.decode(token, secret, algorithms=["HS256"])["sub"] == "a"
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["jwt-secret"]  # no temporary files left
+
+
+@pytest.mark.parametrize("ttl", ["0", "-5"])
+def test_token_ttl_must_be_positive(tmp_path: Path, ttl: str) -> None:
+    result = _cli(
+        "token", "--user", "a", "--ttl", ttl, env=_env(tmp_path, THREADSTORE_JWT_SECRET=JWT_SECRET), cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert "positive" in result.stderr
+
+
+def test_workers_log_with_the_request_id(tmp_path: Path) -> None:
+    """With --workers N every worker is a new process: it must set up logging itself."""
+    port = _free_port()
+    env = _env(tmp_path, THREADSTORE_JWT_SECRET=JWT_SECRET)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "threadstore", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        response = httpx.get(f"{base}/api/threads", headers={"X-Request-ID": "trace-me-123"}, timeout=5)
+        assert response.status_code == 401
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=20)
+    assert "[request_id=trace-me-123] request refused: 401 unauthorized" in stderr

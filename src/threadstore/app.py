@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from threadstore import maintenance, metrics
+from threadstore import logs, maintenance, metrics
 from threadstore.auth import TokenVerifier
 from threadstore.config import Settings, load_settings
 from threadstore.db import migrate
@@ -104,4 +104,6 @@ def create_asgi_app(settings: Settings | None = None) -> ASGIApp:
     """The served app: the FastAPI app inside the request-context middleware (outermost, so even errors
     raised by Starlette's own error middleware leave with a request id)."""
     settings = settings or load_settings()
+    # Here, not only in the CLI: with --workers N each worker is a fresh process that imports only this.
+    logs.configure(settings.log_level)
     return RequestContextMiddleware(create_app(settings), max_body_bytes=settings.max_body_bytes)

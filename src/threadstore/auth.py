@@ -46,7 +46,7 @@ class TokenVerifier:
         try:
             # algorithms is pinned: accepting the token's own "alg" would allow "none" and key confusion.
             claims = jwt.decode(token, self._secret, algorithms=["HS256"], options={"require": ["sub"]})
-        except jwt.InvalidTokenError:
+        except jwt.PyJWTError:  # InvalidTokenError and key errors alike: never a 500 for a bad token
             raise Unauthorized("The bearer token is missing, malformed, expired or not validly signed.") from None
         sub = claims.get("sub")
         # Control characters (NUL above all: PostgreSQL text cannot hold it) make no usable user id.

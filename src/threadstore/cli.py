@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
 
     token = commands.add_parser("token", help="print a JWT for a user, signed with the configured secret")
     token.add_argument("--user", required=True)
-    token.add_argument("--ttl", type=int, default=None, help="seconds until it expires (default: never)")
+    token.add_argument("--ttl", type=_positive_int, default=None, help="seconds until it expires (default: never)")
 
     args = parser.parse_args(argv)
     try:
@@ -34,6 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"threadstore: {error}", file=sys.stderr)
         return 2
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
 
 
 def _migrate() -> int:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
-import stat
+import tempfile
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -90,17 +91,31 @@ class Settings(BaseSettings):
         if not self.is_sqlite:
             raise ConfigError("THREADSTORE_JWT_SECRET must be set when the database is not the SQLite default")
         path = self.data_dir / "jwt-secret"
-        if path.exists():
-            return path.read_text().strip(), f"using the JWT secret kept in {path}"
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_urlsafe(48)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
-        except FileExistsError:  # another worker starting at the same moment won the race: use its secret
-            return path.read_text().strip(), f"using the JWT secret kept in {path}"
-        with os.fdopen(fd, "w") as f:
-            f.write(value + "\n")
-        return value, f"generated a JWT secret and kept it in {path} (mode 0600)"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            _create_secret_file(path)
+            note = f"generated a JWT secret and kept it in {path} (mode 0600)"
+        else:
+            note = f"using the JWT secret kept in {path}"
+        value = path.read_text().strip()
+        if len(value.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"the JWT secret in {path} is shorter than {MIN_SECRET_BYTES} bytes; delete it to renew")
+        return value, note
+
+
+def _create_secret_file(path: Path) -> None:
+    """Writes a new secret to a private temporary file, then links it into place: the file appears whole or
+    not at all, and if another process won the race its secret is kept (link refuses to overwrite)."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".jwt-secret-")  # created with mode 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
 
 
 def load_settings(**overrides: object) -> Settings:

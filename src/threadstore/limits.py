@@ -46,6 +46,8 @@ class Limits:
             raise _reject(loc, f"title must be 1 to {self.title_chars} characters after trimming")
         if any(unicodedata.category(ch) == "Cc" for ch in trimmed):
             raise _reject(loc, "title must not contain control characters")
+        if not is_utf8(trimmed):
+            raise _reject(loc, SURROGATE_MESSAGE)
         return trimmed
 
     def metadata(self, value: dict[str, Any], loc: Loc) -> dict[str, Any]:
@@ -67,6 +69,8 @@ class Limits:
             raise _reject(loc, f"content must be 1 to {self.content_chars} characters")
         if "\x00" in value:
             raise _reject(loc, NUL_MESSAGE)
+        if not is_utf8(value):
+            raise _reject(loc, SURROGATE_MESSAGE)
         return value
 
     def initial_message_count(self, count: int, loc: Loc) -> None:
@@ -75,6 +79,16 @@ class Limits:
 
 
 NUL_MESSAGE = "text must not contain the NUL character (U+0000)"
+SURROGATE_MESSAGE = "text must not contain unpaired UTF-16 surrogates (\\ud800-\\udfff escapes)"
+
+
+def is_utf8(text: str) -> bool:
+    """False for a string holding a lone surrogate (JSON allows the escape; no database can store it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # Deeper than any real metadata, and well inside what the JSON serializers on the way to the database accept.
@@ -95,6 +109,8 @@ def plain_json(document: Any) -> Any:
         if isinstance(item, str):
             if "\x00" in item:
                 raise ValueError(NUL_MESSAGE)
+            if not is_utf8(item):
+                raise ValueError(SURROGATE_MESSAGE)
         elif isinstance(item, bool):
             continue
         elif isinstance(item, int):

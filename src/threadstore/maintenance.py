@@ -38,5 +38,8 @@ async def run_forever(database: Database, ttl_seconds: int, interval_seconds: fl
         except DomainError as error:  # database busy or down: try again next interval
             log.warning("pruning expired idempotency keys failed: %s", error.detail)
             continue
+        except Exception:  # a bug must not end housekeeping for the life of the process
+            log.exception("pruning expired idempotency keys failed")
+            continue
         if deleted:
             log.info("pruned %d expired idempotency keys", deleted)

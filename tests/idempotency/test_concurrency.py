@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
+import orjson
+import pytest
+from sqlalchemy import text
 
 from tests.conftest import Api, Factory
 from tests.http.problems import assert_problem, key_count, message_count, thread_count
+from threadstore.idempotency import service as idempotency
+from threadstore.idempotency.service import StoredResponse
+from threadstore.threads import service as threads_service
+from threadstore.threads.schemas import ThreadCreate
 
 CONCURRENT = 20
 
@@ -65,3 +73,44 @@ async def test_concurrent_distinct_keys_each_create_their_own(api: Api, user: st
     assert [r.status_code for r in responses] == [201] * 10
     assert sorted(r.json()["seq"] for r in responses) == list(range(1, 11))
     assert await key_count(api, user) == 10
+
+
+class TestUnderRepeatableRead:
+    """Under REPEATABLE READ a request's snapshot can predate the commit of a twin with the same key: it finds
+    no record, its insert of the key hits the twin's, and the unit of work must be re-run into a replay."""
+
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"isolation_level": "REPEATABLE READ"}
+
+    @pytest.mark.postgres_only
+    async def test_a_twin_committing_after_our_snapshot_is_replayed_not_500(self, api: Api, user: str) -> None:
+        twin_committed = asyncio.Event()
+        attempts = 0
+        body = ThreadCreate(title="x")
+        keyed = idempotency.parse_key("rr-key", "POST", "/api/threads", body)
+
+        async def late_request(tx: Any) -> StoredResponse:
+            nonlocal attempts
+            attempts += 1
+            await tx.conn.execute(text("SELECT 1"))  # the snapshot is taken here, before the twin commits
+            await twin_committed.wait()
+
+            async def create() -> StoredResponse:
+                thread = await threads_service.create(tx, user, body, api.app.state.limits)
+                return StoredResponse(201, orjson.dumps(thread))
+
+            return await idempotency.run_once(tx, user, keyed, 3600, create)
+
+        late = asyncio.create_task(api.database.write(late_request))
+        await asyncio.sleep(0.1)
+        twin = await api.request(
+            "POST", "/api/threads", user=user, json={"title": "x"}, headers={"Idempotency-Key": "rr-key"}
+        )
+        assert twin.status_code == 201
+        twin_committed.set()
+
+        replayed = await late
+        assert replayed.replayed and orjson.loads(replayed.body)["id"] == twin.json()["id"]
+        assert attempts == 2
+        assert await thread_count(api, user) == 1

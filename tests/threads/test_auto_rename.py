@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.conftest import Api, Factory
 from tests.threads.helpers import (
     append,
@@ -172,3 +174,16 @@ async def test_auto_rename_requires_authentication(api: Api, create_thread: Fact
     response = await api.client.post(f"{URL}/{created['id']}/auto-rename")
 
     assert_problem(response, 401)
+
+
+class TestConfiguredTitleLimit:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"max_title_chars": 20}
+
+    async def test_generated_title_respects_a_lower_configured_limit(self, api: Api, user: str) -> None:
+        first = "Can you help me plan a three day trip to Lisbon in March with kids?"
+        created = await api.request("POST", "/api/threads", user=user, json={"messages": [{"content": first}]})
+        renamed = await api.request("POST", f"/api/threads/{created.json()['id']}/auto-rename", user=user)
+        assert renamed.status_code == 200
+        assert 1 <= len(renamed.json()["title"]) <= 20

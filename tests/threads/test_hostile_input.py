@@ -188,3 +188,32 @@ async def test_unstorable_metadata_with_an_idempotency_key_is_422(api: Api, user
 
     assert_validation_error(response, "metadata")
     assert await stored_thread_count(api, user) == 0
+
+
+@pytest.mark.parametrize(
+    ("url_kind", "body"),
+    [
+        ("threads", '{"title": "a\\ud800b"}'),
+        ("threads", '{"messages": [{"content": "x\\udfff"}]}'),
+        ("threads", '{"metadata": {"k": "\\ud83d"}}'),
+        ("messages", '{"content": "\\ud83d"}'),
+    ],
+)
+async def test_lone_surrogates_are_422_not_500(
+    api: Api, user: str, create_thread: Factory, url_kind: str, body: str
+) -> None:
+    """JSON may escape half of a surrogate pair; no database can store it, so it is refused up front."""
+    url = "/api/threads"
+    if url_kind == "messages":
+        url = f"/api/threads/{(await create_thread())['id']}/messages"
+    response = await api.request("POST", url, user=user, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert "surrogate" in response.text
+
+
+async def test_more_than_16_metadata_filters_are_422(api: Api, user: str) -> None:
+    params = {f"metadata.k{i}": "v" for i in range(17)}
+    response = await api.request("GET", "/api/threads", user=user, params=params)
+    assert response.status_code == 422
+    ok = await api.request("GET", "/api/threads", user=user, params=dict(list(params.items())[:16]))
+    assert ok.status_code == 200

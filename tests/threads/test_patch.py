@@ -468,3 +468,17 @@ async def test_concurrent_patches_with_one_if_match_let_exactly_one_win(
     winner = next(r.json() for r in responses if r.status_code == 200)
     assert await get_thread(api, user, created["id"]) == winner
     assert winner["version"] == 2
+
+
+async def test_changing_a_value_to_an_equal_value_of_another_json_type_is_a_change(
+    api: Api, user: str, create_thread: Factory
+) -> None:
+    """1 and true (0 and false, 1 and 1.0) are equal in Python but different JSON: the patch must apply."""
+    thread = await create_thread(metadata={"a": 1, "b": 0, "c": 1})
+    response = await api.request(
+        "PATCH", f"/api/threads/{thread['id']}", user=user, json={"metadata": {"a": True, "b": False, "c": 1.5}}
+    )
+    assert response.status_code == 200
+    assert response.json()["metadata"] == {"a": True, "b": False, "c": 1.5}
+    assert type(response.json()["metadata"]["a"]) is bool
+    assert response.json()["version"] == 2

@@ -24,6 +24,21 @@ _RETRYABLE_SQLSTATES = {"40001", "40P01"}
 _UNAVAILABLE_PREFIXES = ("55P03", "57014", "57P", "53", "08")
 
 
+_RETRY_ON_DUPLICATE = {"pk_idempotency_keys"}
+
+
+def constraint_name(error: BaseException) -> str | None:
+    current: BaseException | None = error
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        name = getattr(current, "constraint_name", None)
+        if isinstance(name, str):
+            return name
+        current = getattr(current, "orig", None) or current.__cause__
+    return None
+
+
 def sqlstate(error: BaseException) -> str | None:
     seen: set[int] = set()
     current: BaseException | None = error
@@ -43,6 +58,10 @@ def classify(error: BaseException) -> Failure:
         return Failure.DISCONNECTED
     code = sqlstate(error)
     if code in _RETRYABLE_SQLSTATES:
+        return Failure.RETRYABLE
+    if code == "23505" and constraint_name(error) in _RETRY_ON_DUPLICATE:
+        # Under REPEATABLE READ / SERIALIZABLE a request's snapshot can predate the commit of a concurrent
+        # twin with the same Idempotency-Key; run again, it sees that record and replays it.
         return Failure.RETRYABLE
     if code is not None and code.startswith(_UNAVAILABLE_PREFIXES):
         return Failure.UNAVAILABLE

@@ -121,6 +121,8 @@ events = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_events_user_id", "user_id", "id"),
     Index("ix_events_created_at", "created_at"),
+    # Never reuse an id, even after pruning empties the table: event ids must grow strictly.
+    sqlite_autoincrement=True,
 )
 
 Row = dict[str, Any]

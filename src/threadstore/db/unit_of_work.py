@@ -122,6 +122,10 @@ class Database:
 def _translate(error: BaseException, *, committing: bool) -> BaseException:
     if isinstance(error, DomainError | asyncio.CancelledError) or not isinstance(error, Exception):
         return error
+    if isinstance(error, OSError | TimeoutError) and not isinstance(error, sa_exc.SQLAlchemyError):
+        # A network failure the driver did not wrap: the database is unreachable, not a bug of ours.
+        log.warning("database connection failed: %s", type(error).__name__)
+        return ServiceUnavailable()
     if not isinstance(error, sa_exc.SQLAlchemyError):
         return error  # a bug: the app's last-resort handler logs it and answers 500
     failure = classify(error)

@@ -12,8 +12,10 @@ from typing import Any
 
 from threadstore import metrics
 from threadstore.db.unit_of_work import Database
+from threadstore.limits import Limits
 from threadstore.threads import service
-from threadstore.titles.generator import TitleGenerator
+from threadstore.titles.cleaning import truncate_title
+from threadstore.titles.generator import GeneratedTitle, TitleGenerator
 
 
 @dataclass(frozen=True)
@@ -22,9 +24,13 @@ class Renamed:
     source: str
 
 
-async def auto_rename(database: Database, generator: TitleGenerator, user_id: str, thread_id: str) -> Renamed:
+async def auto_rename(
+    database: Database, generator: TitleGenerator, limits: Limits, user_id: str, thread_id: str
+) -> Renamed:
     source = await database.read(lambda tx: service.rename_source(tx, user_id, thread_id))
-    title = await generator.generate(source.text)
+    generated = await generator.generate(source.text)
+    # A configured title limit below the generator's 80 characters still binds generated titles.
+    title = GeneratedTitle(truncate_title(generated.text, max_words=8, max_chars=limits.title_chars), generated.source)
     metrics.TITLE_SOURCES.labels(title.source).inc()
     thread = await database.write(lambda tx: service.apply_title(tx, user_id, thread_id, title.text, source.version))
     return Renamed(thread=thread, source=title.source)

@@ -66,7 +66,7 @@ _BUMP_FOR_APPEND = (
         message_count=threads.c.message_count + 1,
         version=threads.c.version + 1,
         updated_at=case((threads.c.updated_at > _P_NOW, threads.c.updated_at), else_=_P_NOW),
-        last_message_at=_P_NOW,
+        last_message_at=case((threads.c.last_message_at > _P_NOW, threads.c.last_message_at), else_=_P_NOW),
     )
     .returning(threads.c.message_count)
 )

@@ -20,6 +20,7 @@ from threadstore.threads.schemas import ThreadCreate, ThreadList, ThreadOut, Thr
 router = APIRouter(prefix="/api/threads", tags=["threads"])
 
 METADATA_FILTER_PREFIX = "metadata."
+MAX_METADATA_FILTERS = 16  # each count is a distinct statement shape; bounded like everything else
 
 
 @router.post("", status_code=201, response_model=ThreadOut, operation_id="create_thread")
@@ -68,6 +69,11 @@ def _metadata_filters(request: Request) -> list[tuple[str, str]]:
                     "A metadata filter needs a key.", errors=[{"loc": ["query", name], "msg": "empty key"}]
                 )
             filters.append((key, value))
+    if len(filters) > MAX_METADATA_FILTERS:
+        raise Unprocessable(
+            f"At most {MAX_METADATA_FILTERS} metadata filters.",
+            errors=[{"loc": ["query", "metadata"], "msg": "too many metadata filters"}],
+        )
     return filters
 
 
@@ -119,6 +125,8 @@ async def delete_thread(
 
 
 @router.post("/{thread_id}/auto-rename", response_model=ThreadOut, operation_id="auto_rename_thread")
-async def auto_rename_thread(request: Request, thread_id: str, user_id: CurrentUser, database: DatabaseDep) -> Response:
-    renamed = await auto_rename(database, request.app.state.title_generator, user_id, thread_id)
+async def auto_rename_thread(
+    request: Request, thread_id: str, user_id: CurrentUser, database: DatabaseDep, limits: LimitsDep
+) -> Response:
+    renamed = await auto_rename(database, request.app.state.title_generator, limits, user_id, thread_id)
     return thread_response(renamed.thread, headers={"X-Title-Source": renamed.source})

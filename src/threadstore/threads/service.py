@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from threadstore import cursors
 from threadstore.db.unit_of_work import Tx
 from threadstore.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
@@ -20,6 +22,12 @@ from threadstore.threads.merge_patch import merge_patch
 from threadstore.threads.schemas import ThreadCreate, ThreadPatch, thread_json
 
 NOT_FOUND = "No thread with this id."
+
+
+def same_json(a: Any, b: Any) -> bool:
+    # Not `a == b`: Python holds True == 1 and 0 == False, so a change of JSON type would go unseen.
+    option = orjson.OPT_SORT_KEYS
+    return orjson.dumps(a, option=option) == orjson.dumps(b, option=option)
 
 
 def not_found() -> NotFound:
@@ -126,7 +134,7 @@ async def patch(
     if "metadata" in fields and body.metadata is not None:
         merged = merge_patch(row["metadata"], body.metadata)
         limits.metadata(merged, ("body", "metadata"))
-        if merged != row["metadata"]:
+        if not same_json(merged, row["metadata"]):
             changes["metadata"] = merged
     new_status = body.status if "status" in fields else row["status"]
     # Only a thread that is archived and stays so is frozen; archiving and editing in one PATCH is one change.

@@ -77,6 +77,7 @@ def upgrade() -> None:
         sa.Column("data", sa.Text(), nullable=False),
         sa.Column("created_at", UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_events_user_id", "events", ["user_id", "id"])
     op.create_index("ix_events_created_at", "events", ["created_at"])
