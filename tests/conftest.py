@@ -83,12 +83,17 @@ class Backend:
         return self.name == "postgresql"
 
 
-async def _create_pg_database(server: PgServer, name: str) -> None:
-    conn = await asyncpg.connect(server.dsn())
+async def execute_sql(dsn: str, sql: str) -> None:
+    """Runs SQL on its own connection, outside the app (schema tweaks, seeding, database creation)."""
+    conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(sql)
     finally:
         await conn.close()
+
+
+async def _create_pg_database(server: PgServer, name: str) -> None:
+    await execute_sql(server.dsn(), f'CREATE DATABASE "{name}"')
 
 
 async def _drop_pg_database(server: PgServer, name: str) -> None:

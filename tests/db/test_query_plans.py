@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from sqlalchemy.dialects import postgresql
 
-from tests.conftest import fresh_database
+from tests.conftest import execute_sql, fresh_database
 from tests.pg_server import PgServer
 from threadstore.messages import repository as messages_repo
 from threadstore.threads import repository as threads_repo
@@ -37,11 +37,7 @@ ANALYZE threads; ANALYZE messages;
 async def seeded(pg_server: PgServer | None, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     async with fresh_database("postgresql", pg_server, tmp_path_factory.mktemp("plans")) as backend:
         assert backend.dsn is not None
-        conn = await asyncpg.connect(backend.dsn)
-        try:
-            await conn.execute(SEED)
-        finally:
-            await conn.close()
+        await execute_sql(backend.dsn, SEED)
         yield backend.dsn
 
 

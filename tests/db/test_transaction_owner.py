@@ -15,9 +15,10 @@ import asyncpg
 import pytest
 from sqlalchemy import event, func, select, text
 
-from tests.conftest import Api, Backend, fresh_database, make_settings, new_user, running_api
+from tests.conftest import Api, Backend, execute_sql, fresh_database, make_settings, new_user, running_api
 from tests.pg_server import PgServer
 from threadstore.db.tables import events, threads
+from threadstore.errors import NotFound
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -39,11 +40,7 @@ async def pg_only_api(pg_server: PgServer | None, tmp_path: Path) -> AsyncIterat
     """An api on its own PostgreSQL database, so schema changes (triggers) touch no other test."""
     async with fresh_database("postgresql", pg_server, tmp_path) as backend:
         assert backend.dsn is not None
-        conn = await asyncpg.connect(backend.dsn)
-        try:
-            await conn.execute(FAIL_AT_COMMIT)
-        finally:
-            await conn.close()
+        await execute_sql(backend.dsn, FAIL_AT_COMMIT)
         async with running_api(backend, make_settings(backend, tmp_path)) as api:
             yield api
 
@@ -275,3 +272,20 @@ def test_no_module_closes_connections_itself() -> None:
         if re.search(r"(conn|session|connection)\.close\(\)", path.read_text()):
             offenders.append(path.name)
     assert offenders == []
+
+
+async def test_after_commit_hooks_run_only_once_the_unit_committed(api: Api) -> None:
+    """The mechanism side effects (event delivery) hang on: never for a unit that rolled back."""
+    ran: list[str] = []
+
+    async def committed(tx: Any) -> None:
+        tx.after_commit(lambda: ran.append("committed"))
+
+    async def failed(tx: Any) -> None:
+        tx.after_commit(lambda: ran.append("failed"))
+        raise NotFound("no")
+
+    await api.database.write(committed)
+    with pytest.raises(NotFound):
+        await api.database.write(failed)
+    assert ran == ["committed"]
