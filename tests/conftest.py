@@ -283,3 +283,23 @@ def create_thread(api: Api, user: str) -> Factory:
         return thread
 
     return create
+
+
+@pytest.fixture(scope="session")
+def private_pg() -> Iterator[PgServer]:
+    """A PostgreSQL cluster of this run's own, which tests may stop (`pg_ctl_stop("immediate")`) and start
+    again. The shared server is never stopped: other runs on the machine may be using it. Without the
+    PostgreSQL binaries the test is skipped loudly, and fails when `CI` is set."""
+    from tests.pg_server import start_private_cluster
+
+    server = start_private_cluster()
+    if server is None:
+        message = "no PostgreSQL binaries (pg_ctl, initdb) to start a private cluster for stop/restart tests"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set and {message}")
+        _pg_state.setdefault("missing", message)
+        pytest.skip(message)
+    try:
+        yield server
+    finally:
+        server.stop()

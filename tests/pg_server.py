@@ -29,6 +29,10 @@ class PgServer:
     admin_url: URL  # plain postgresql:// URL of a maintenance database on the server
     how: str
     _cleanup: list[str] = field(default_factory=list)
+    # Set for a cluster this run started itself: only such a cluster may be stopped and restarted by tests
+    # (never the shared server, which other test runs on the machine may be using).
+    data_dir: str | None = None
+    start_options: str = ""
 
     def database_url(self, name: str, driver: str = "asyncpg") -> str:
         return self.admin_url.set(drivername=f"postgresql+{driver}", database=name).render_as_string(False)
@@ -38,6 +42,36 @@ class PgServer:
         if name:
             url = url.set(database=name)
         return url.render_as_string(hide_password=False)
+
+    def pg_ctl_stop(self, mode: str = "fast") -> None:
+        """Stops this run's own cluster (`mode` as pg_ctl's -m: smart, fast, immediate)."""
+        assert self.data_dir, "only a cluster started by this run may be stopped"
+        subprocess.run(
+            [*_run_as_postgres(), _pg_ctl() or "pg_ctl", "-D", self.data_dir, "-m", mode, "-w", "stop"],
+            capture_output=True,
+            check=True,
+        )
+
+    def pg_ctl_start(self) -> None:
+        """Starts this run's own cluster again after `pg_ctl_stop`, on the same port."""
+        assert self.data_dir, "only a cluster started by this run may be started"
+        log = os.path.join(os.path.dirname(self.data_dir), "log")
+        subprocess.run(
+            [
+                *_run_as_postgres(),
+                _pg_ctl() or "pg_ctl",
+                "-D",
+                self.data_dir,
+                "-w",
+                "-l",
+                log,
+                "-o",
+                self.start_options,
+                "start",
+            ],
+            capture_output=True,
+            check=True,
+        )
 
     def stop(self) -> None:
         for data_dir in self._cleanup:
@@ -92,26 +126,25 @@ def _start_throwaway(pg_ctl: str) -> PgServer | None:
     )
     if init.returncode != 0:
         return None
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
     start = subprocess.run(
-        [
-            *run_as,
-            pg_ctl,
-            "-D",
-            data_dir,
-            "-w",
-            "-l",
-            os.path.join(root, "log"),
-            "-o",
-            f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
-            "start",
-        ],
+        [*run_as, pg_ctl, "-D", data_dir, "-w", "-l", os.path.join(root, "log"), "-o", options, "start"],
         capture_output=True,
     )
     if start.returncode != 0:
         return None
     server = PgServer(make_url(f"postgresql://postgres@127.0.0.1:{port}/postgres"), f"throwaway cluster on {port}")
     server._cleanup.append(data_dir)
+    server.data_dir = data_dir
+    server.start_options = options
     return server
+
+
+def start_private_cluster() -> PgServer | None:
+    """A throwaway cluster of this run's own, for tests that stop, kill or restart PostgreSQL; None when the
+    binaries are missing. The caller stops it with `.stop()`."""
+    pg_ctl = _pg_ctl()
+    return _start_throwaway(pg_ctl) if pg_ctl else None
 
 
 def find_server() -> PgServer | None:
