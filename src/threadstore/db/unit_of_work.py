@@ -29,6 +29,7 @@ from threadstore.errors import DomainError, InternalError, ServiceUnavailable
 log = logging.getLogger("threadstore.db")
 
 T = TypeVar("T")
+_MAX_BACKOFF_SECONDS = 1.0
 AfterCommit = Callable[[], Awaitable[None] | None]
 
 
@@ -52,7 +53,7 @@ class _Retry(Exception):
 
 
 class Database:
-    def __init__(self, engine: AsyncEngine, *, max_attempts: int = 4) -> None:
+    def __init__(self, engine: AsyncEngine, *, max_attempts: int = 10) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.max_attempts = max_attempts
@@ -73,8 +74,9 @@ class Database:
                     log.warning("giving up after %d attempts (%s)", attempt, retry.failure.value)
                     raise ServiceUnavailable("The database is busy; retry shortly.") from None
                 metrics.TRANSACTION_RETRIES.inc()
-                # Full jitter: concurrent losers of a deadlock must not collide again in lockstep.
-                await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
+                # Full jitter: concurrent losers of a deadlock must not collide again in lockstep. Capped so
+                # ten attempts stay within a few seconds.
+                await asyncio.sleep(random.uniform(0, min(_MAX_BACKOFF_SECONDS, 0.01 * 2**attempt)))
                 attempt += 1
                 continue
             for hook in hooks:
