@@ -19,6 +19,8 @@ from threadstore.db import migrate
 from threadstore.db.engine import create_engine
 from threadstore.db.unit_of_work import Database
 from threadstore.errors import install_error_handlers
+from threadstore.events.delivery import EventDelivery
+from threadstore.events.router import router as events_router
 from threadstore.health.router import router as health_router
 from threadstore.http.middleware import RequestContextMiddleware
 from threadstore.limits import Limits
@@ -49,13 +51,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.watch_pool(engine.pool.checkedout)  # type: ignore[attr-defined]
         housekeeping = asyncio.create_task(
             maintenance.run_forever(
-                app.state.database, settings.idempotency_ttl_seconds, settings.maintenance_interval_seconds
+                app.state.database,
+                settings.idempotency_ttl_seconds,
+                settings.maintenance_interval_seconds,
+                settings.event_retention_seconds,
             )
         )
+        delivery = EventDelivery(app.state.database, settings)
+        app.state.event_hub = delivery.hub
+        app.state.event_publisher = delivery.publisher
+        delivery.start()
         try:
             yield
         finally:
             app.state.shutting_down = True
+            await delivery.stop()  # ends the event streams first: they are the responses that never finish
             housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await housekeeping
@@ -76,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(threads_router)
     app.include_router(messages_router)
+    app.include_router(events_router)
     _declare_bearer_auth(app)
     return app
 

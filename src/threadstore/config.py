@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     maintenance_interval_seconds: float = Field(600.0, gt=0)  # how often expired keys are pruned
     require_if_match: bool = False  # when true, PATCH without If-Match is 428
 
+    # Events (GET /api/events). The contract keeps events at least 24 hours.
+    event_retention_seconds: int = Field(7 * 24 * 3600, ge=24 * 3600)
+    event_keep_alive_seconds: float = Field(15.0, gt=0, le=15)  # the contract: a comment at least every 15 s
+    # How often an instance polls for events published elsewhere (NOTIFY is the fast path) and sweeps up
+    # events an instance committed but died before publishing: the bound on cross-instance delay.
+    event_poll_interval_seconds: float = Field(0.5, gt=0, le=1)
+    event_stream_queue_size: int = Field(1000, ge=1)  # events a stream may fall behind before it is closed
+
     llm_base_url: str | None = None
     llm_model: str | None = None
     llm_api_key: SecretStr | None = None

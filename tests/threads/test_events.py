@@ -1,5 +1,5 @@
-"""The events thread writes record (read from the outbox, as no stream endpoint is served yet): one per change,
-carrying the object as the API returned it, and none for a request that changed nothing or failed."""
+"""The events thread writes record, read straight from the outbox (tests/events reads them through the stream):
+one per change, carrying the object as the API returned it, and none for a request that changed nothing or failed."""
 
 from __future__ import annotations
 

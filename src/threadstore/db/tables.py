@@ -111,6 +111,8 @@ idempotency_keys = Table(
 )
 
 # The outbox: each write records its events here, in its own transaction (delivered after commit).
+# `id` is taken at insert and is not commit order; `position` is handed out after commit by the publisher
+# (events/publisher.py) and is the id clients see: published positions always form a gapless prefix.
 events = Table(
     "events",
     metadata,
@@ -119,8 +121,16 @@ events = Table(
     Column("type", String(32), nullable=False),
     Column("data", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
-    Index("ix_events_user_id", "user_id", "id"),
-    Index("ix_events_created_at", "created_at"),
+    Column("position", BigInteger, nullable=True),
+    Index("uq_events_position", "position", unique=True),
+    Index("ix_events_user_position", "user_id", "position"),
+    # Only unpublished rows: the publisher's scan stays as small as the backlog.
+    Index(
+        "ix_events_unpublished",
+        "id",
+        postgresql_where=text("position IS NULL"),
+        sqlite_where=text("position IS NULL"),
+    ),
     # Never reuse an id, even after pruning empties the table: event ids must grow strictly.
     sqlite_autoincrement=True,
 )

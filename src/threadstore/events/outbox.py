@@ -1,4 +1,6 @@
-"""The outbox: a write records its events in its own transaction, so an event exists iff its change does."""
+"""The outbox: a write records its events in its own transaction, so an event exists iff its change does.
+
+Recording wakes the publisher after COMMIT (events/publisher.py), which makes the event deliverable."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from sqlalchemy import Table, bindparam, insert
 
 from threadstore.db.tables import events
 from threadstore.db.unit_of_work import Tx
+from threadstore.events.publisher import wake_after_commit
 
 THREAD_CREATED = "thread.created"
 THREAD_UPDATED = "thread.updated"
@@ -26,6 +29,7 @@ def _row(tx: Tx, user_id: str, event_type: str, data: dict[str, Any]) -> dict[st
 
 async def record(tx: Tx, user_id: str, event_type: str, data: dict[str, Any]) -> None:
     await tx.conn.execute(_INSERT, _row(tx, user_id, event_type, data))
+    wake_after_commit(tx)
 
 
 class InsertWithEvent:
@@ -44,6 +48,7 @@ class InsertWithEvent:
         if tx.dialect != "postgresql":
             await tx.conn.execute(self._plain, row)
             await tx.conn.execute(_INSERT, event)
-            return
-        params = {f"w_{k}": v for k, v in row.items()} | {f"e_{k}": v for k, v in event.items()}
-        await tx.conn.execute(self._combined, params)
+        else:
+            params = {f"w_{k}": v for k, v in row.items()} | {f"e_{k}": v for k, v in event.items()}
+            await tx.conn.execute(self._combined, params)
+        wake_after_commit(tx)

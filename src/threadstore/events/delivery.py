@@ -1,0 +1,58 @@
+"""Event delivery of one process: the publisher, the hub, and on PostgreSQL the LISTEN connection.
+Started and stopped by the application's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from threadstore.config import Settings
+from threadstore.db.unit_of_work import Database
+from threadstore.events import listener, shutdown
+from threadstore.events.hub import Hub
+from threadstore.events.publisher import Publisher
+
+log = logging.getLogger("threadstore.events")
+
+STOP_SECONDS = 5.0
+
+
+class EventDelivery:
+    def __init__(self, database: Database, settings: Settings) -> None:
+        self._database = database
+        self._settings = settings
+        self.hub = Hub(
+            database, capacity=settings.event_stream_queue_size, poll_interval=settings.event_poll_interval_seconds
+        )
+        self.publisher = Publisher(database, self.hub.published, sweep_interval=settings.event_poll_interval_seconds)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._restore_signals: Callable[[], None] = lambda: None
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self.hub.run_forever(), name="event-hub"),
+            asyncio.create_task(self.publisher.run_forever(), name="event-publisher"),
+        ]
+        if self._database.dialect == "postgresql":
+            args = listener.connect_arguments(
+                self._database.engine, self._settings.application_name, self._settings.connect_timeout
+            )
+            self._tasks.append(
+                asyncio.create_task(listener.listen_forever(args, self.hub.published), name="event-listener")
+            )
+        self._restore_signals = shutdown.on_exit_signal(self.hub.close)
+
+    async def stop(self) -> None:
+        self._restore_signals()
+        self.hub.close()
+        self.publisher.stop()
+        for task in self._tasks:
+            task.cancel()
+        # Bounded: shutdown must finish even if a task does not honour its cancellation.
+        _, pending = await asyncio.wait(self._tasks, timeout=STOP_SECONDS)
+        if pending:
+            log.error("event delivery tasks did not stop: %s", ", ".join(t.get_name() for t in pending))
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error("event delivery task %s failed", task.get_name(), exc_info=task.exception())

@@ -1,0 +1,162 @@
+"""The hub: one per process. It follows published events in position order and hands each to the open
+streams of its user, through bounded queues.
+
+Correctness of resuming rests on one rule: a stream registers here first and reads the database (its
+catch-up) only afterwards. Published positions become visible as a gapless prefix, so every event is either
+visible to that catch-up read or published later — and then fetched by the hub after the registration.
+Streams drop what they already sent by position, so nothing is skipped or repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from functools import partial
+
+from threadstore.db.unit_of_work import Database
+from threadstore.errors import DomainError, ServiceUnavailable
+from threadstore.events import repository
+from threadstore.events.publisher import wait_for_signal
+from threadstore.events.repository import PublishedEvent
+
+log = logging.getLogger("threadstore.events")
+
+PAGE = 500
+
+
+class SubscriptionClosed(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Subscription:
+    """One open stream's inbox. Bounded: a consumer too slow to keep up is closed (it resumes from its
+    Last-Event-ID) instead of making the process hold an ever longer backlog."""
+
+    def __init__(self, user_id: str, capacity: int) -> None:
+        self.user_id = user_id
+        self._capacity = capacity
+        self._items: deque[PublishedEvent] = deque()
+        self._ready = asyncio.Event()
+        self.closed: str | None = None
+
+    def offer(self, event: PublishedEvent) -> bool:
+        if len(self._items) >= self._capacity:
+            return False
+        self._items.append(event)
+        self._ready.set()
+        return True
+
+    def close(self, reason: str) -> None:
+        if self.closed is None:
+            self.closed = reason
+            self._items.clear()
+            self._ready.set()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._items)
+
+    async def take(self, wait_seconds: float) -> list[PublishedEvent]:
+        """What arrived, or [] after `wait_seconds` without anything; raises once closed."""
+        if not self._items and self.closed is None and not await wait_for_signal(self._ready, wait_seconds):
+            return []
+        if self.closed is not None:
+            raise SubscriptionClosed(self.closed)
+        taken = list(self._items)
+        self._items.clear()
+        self._ready.clear()
+        return taken
+
+
+class Hub:
+    def __init__(self, database: Database, *, capacity: int, poll_interval: float) -> None:
+        self._database = database
+        self._capacity = capacity
+        self._poll_interval = poll_interval
+        self._subscriptions: dict[str, set[Subscription]] = {}
+        self._cursor: int | None = None  # the last position fanned out (or known to be published)
+        self._lock = asyncio.Lock()  # registration never interleaves with a fan-out or a cursor jump
+        self._wake = asyncio.Event()
+        self._closed = False
+
+    @property
+    def subscriptions(self) -> int:
+        return sum(len(subs) for subs in self._subscriptions.values())
+
+    def published(self, position: int) -> None:
+        """Events up to `position` are committed and published (the local publisher, or NOTIFY)."""
+        if not self._subscriptions:
+            # Nobody to deliver to: move on without reading. A later registration reads after this,
+            # so it sees these events itself.
+            self._cursor = max(self._cursor or 0, position)
+        self._wake.set()
+
+    async def subscribe(self, user_id: str) -> Subscription:
+        if self._closed:
+            raise ServiceUnavailable("The server is shutting down.")
+        async with self._lock:
+            if not self._subscriptions or self._cursor is None:
+                # The cursor is not followed while nobody listens; skip what nobody needed.
+                top = await self._database.read(repository.max_position)
+                self._cursor = max(self._cursor or 0, top)
+            if self._closed:
+                raise ServiceUnavailable("The server is shutting down.")
+            subscription = Subscription(user_id, self._capacity)
+            self._subscriptions.setdefault(user_id, set()).add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        subs = self._subscriptions.get(subscription.user_id)
+        if subs is not None:
+            subs.discard(subscription)
+            if not subs:
+                del self._subscriptions[subscription.user_id]
+
+    def close(self) -> None:
+        """Ends every stream (shutdown); new subscriptions are refused."""
+        self._closed = True
+        for subs in list(self._subscriptions.values()):
+            for subscription in subs:
+                subscription.close("shutdown")
+        self._subscriptions.clear()
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        while not self._closed:
+            # The timeout is the poll: delivery within an interval even if a NOTIFY was lost.
+            await wait_for_signal(self._wake, self._poll_interval)
+            self._wake.clear()
+            if not self._subscriptions:
+                continue
+            try:
+                async with self._lock:
+                    await self._fan_out()
+            except DomainError as error:  # database busy or down: streams wait, the next poll retries
+                log.warning("reading published events failed: %s", error.detail)
+                await asyncio.sleep(self._poll_interval)
+            except Exception:
+                log.exception("reading published events failed")
+                await asyncio.sleep(self._poll_interval)
+
+    async def _fan_out(self) -> None:
+        while self._subscriptions and self._cursor is not None:
+            page = await self._database.read(partial(repository.published_after, position=self._cursor, limit=PAGE))
+            for event in page:
+                self._deliver(event)
+            if page:
+                self._cursor = page[-1].position
+            if len(page) < PAGE:
+                return
+
+    def _deliver(self, event: PublishedEvent) -> None:
+        subs = self._subscriptions.get(event.user_id)
+        if not subs:
+            return
+        for subscription in list(subs):
+            if not subscription.offer(event):
+                log.info("closing an event stream that fell %d events behind", self._capacity)
+                subscription.close("overflow")
+                self.unsubscribe(subscription)

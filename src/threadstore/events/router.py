@@ -1,0 +1,75 @@
+"""HTTP for events: `GET /api/events`, the caller's Server-Sent Events stream."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import StreamingResponse
+
+from threadstore.db.unit_of_work import Database
+from threadstore.errors import BadRequest, Conflict
+from threadstore.events import repository
+from threadstore.events.hub import Hub
+from threadstore.events.publisher import Publisher
+from threadstore.events.stream import event_frames
+from threadstore.http.deps import CurrentUser, DatabaseDep, SettingsDep
+
+router = APIRouter(tags=["events"])
+
+_EVENT_ID = re.compile(r"[0-9]{1,18}")  # positions are BIGINTs; 18 digits always fit
+
+
+def parse_last_event_id(value: str | None) -> int | None:
+    """The position to resume after; None for a new stream. An empty value is what a browser's EventSource
+    sends when the last event had none: a new stream too."""
+    if value is None or not value.strip():
+        return None
+    if not _EVENT_ID.fullmatch(value.strip()):
+        raise BadRequest("Last-Event-ID must be an event id received from this stream.")
+    return int(value.strip())
+
+
+async def _start_after(database: Database, publisher: Publisher, resume: int | None) -> int:
+    if resume is None:
+        # A new stream gets the events committed after it opened. Events committed before it may still
+        # await their position; publishing first puts them all below the start.
+        await publisher.publish_all()
+        return await database.read(repository.max_position)
+    oldest = await database.read(repository.min_position)
+    if oldest is not None and resume < oldest - 1:
+        raise Conflict(
+            "Events after this Last-Event-ID are no longer kept; reload the state and open a new stream.",
+        )
+    return resume
+
+
+@router.get(
+    "/api/events",
+    operation_id="stream_events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
+)
+async def stream_events(
+    request: Request,
+    user_id: CurrentUser,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    resume = parse_last_event_id(last_event_id)
+    hub: Hub = request.app.state.event_hub
+    publisher: Publisher = request.app.state.event_publisher
+    # Register before reading the start point: whatever is published after that read reaches the queue.
+    subscription = await hub.subscribe(user_id)
+    try:
+        after = await _start_after(database, publisher, resume)
+    except BaseException:
+        hub.unsubscribe(subscription)
+        raise
+    return StreamingResponse(
+        event_frames(hub, database, subscription, after, settings.event_keep_alive_seconds),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,134 @@
+"""An event exists for a client only once its transaction committed, and never for one that rolled back."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.engine import make_url
+
+from tests.conftest import Backend, execute_sql, fresh_database, make_settings, new_user
+from tests.db.test_transaction_owner import FAIL_AT_COMMIT
+from tests.events.conftest import FAST, Served, serving
+from tests.http.problems import assert_problem
+from tests.pg_server import PgServer
+from threadstore.db.tables import events
+
+
+async def _recorded_types(served: Served, user: str) -> list[str]:
+    async with served.database.engine.connect() as conn:
+        rows = await conn.execute(select(events.c.type).where(events.c.user_id == user).order_by(events.c.id))
+        return list(rows.scalars())
+
+
+async def test_a_write_whose_commit_fails_sends_no_event(served: Served) -> None:
+    """The COMMIT itself raises, in the driver path (SQLAlchemy's commit event), on both databases."""
+    user = new_user()
+    failing = {"on": False}
+
+    def fail_commit(_conn: Any) -> None:
+        if failing["on"]:
+            raise ConnectionError("injected commit failure")
+
+    sync_engine = served.database.engine.sync_engine
+    event.listen(sync_engine, "commit", fail_commit)
+    try:
+        async with served.stream(user) as stream:
+            keep_alive = await stream.frame()  # the stream is past its catch-up read: it waits in memory now
+            assert keep_alive is not None and keep_alive.comment == "keep-alive"
+            failing["on"] = True
+            try:
+                failed = await served.request("POST", "/api/threads", user=user, json={"title": "lost"})
+            finally:
+                failing["on"] = False
+            assert failed.status_code >= 500
+            kept = await served.create_thread(user, title="kept")
+            first = await stream.event()
+    finally:
+        event.remove(sync_engine, "commit", fail_commit)
+    assert first is not None and first.data == kept
+    assert await _recorded_types(served, user) == ["thread.created"]
+
+
+@pytest.fixture
+async def served_with_commit_trigger(pg_server: PgServer | None, tmp_path: Path) -> AsyncIterator[Served]:
+    async with fresh_database("postgresql", pg_server, tmp_path) as backend:
+        assert backend.dsn is not None
+        await execute_sql(backend.dsn, FAIL_AT_COMMIT)
+        async with serving(backend, make_settings(backend, tmp_path, **FAST)) as served:
+            yield served
+
+
+async def test_a_deferred_constraint_failing_at_commit_sends_no_event(served_with_commit_trigger: Served) -> None:
+    """PostgreSQL: the server refuses the COMMIT (a deferred constraint trigger) after the event row was
+    written in the same transaction."""
+    served = served_with_commit_trigger
+    user = new_user()
+    async with served.stream(user) as stream:
+        body = {"title": "fail-at-commit", "messages": [{"content": "hello"}]}
+        assert_problem(await served.request("POST", "/api/threads", user=user, json=body), 500)
+        kept = await served.create_thread(user, title="kept")
+        first = await stream.event()
+    assert first is not None and first.data == kept
+    assert await _recorded_types(served, user) == ["thread.created"]
+
+
+class _HeldEvent:
+    """An event row inserted by a transaction of another connection that stays open until `commit()`."""
+
+    def __init__(self, backend: Backend, user: str) -> None:
+        self._backend = backend
+        self._user = user
+        self._pg: asyncpg.Connection | None = None
+        self._pg_tx: Any = None
+        self._sqlite: sqlite3.Connection | None = None
+
+    async def insert(self) -> None:
+        sql = "INSERT INTO events (user_id, type, data, created_at) VALUES ({0}, 'thread.deleted', {1}, {2})"
+        data = '{"id": "held"}'
+        if self._backend.is_postgres:
+            assert self._backend.dsn is not None
+            self._pg = await asyncpg.connect(self._backend.dsn)
+            self._pg_tx = self._pg.transaction()
+            await self._pg_tx.start()
+            await self._pg.execute(sql.format("$1", "$2", "now()"), self._user, data)
+        else:
+            path = make_url(self._backend.url).database
+            assert path is not None
+            self._sqlite = sqlite3.connect(path, isolation_level=None)
+            self._sqlite.execute("BEGIN IMMEDIATE")
+            self._sqlite.execute(sql.format("?", "?", "'2026-01-01 00:00:00.000000'"), (self._user, data))
+
+    async def commit(self) -> None:
+        if self._pg is not None:
+            await self._pg_tx.commit()
+        elif self._sqlite is not None:
+            self._sqlite.execute("COMMIT")
+
+    async def close(self) -> None:
+        if self._pg is not None:
+            await self._pg.close()
+        if self._sqlite is not None:
+            self._sqlite.close()
+
+
+async def test_an_event_is_delivered_only_once_its_transaction_committed(served: Served) -> None:
+    user = new_user()
+    held = _HeldEvent(served.backend, user)
+    try:
+        async with served.stream(user) as stream:
+            await held.insert()
+            # Several poll and sweep intervals pass: nothing but keep-alives while the transaction is open.
+            for _ in range(5):
+                frame = await stream.frame()
+                assert frame is not None and frame.comment == "keep-alive", frame
+            await held.commit()
+            delivered = await stream.event()
+    finally:
+        await held.close()
+    assert delivered is not None and delivered.data == {"id": "held"}

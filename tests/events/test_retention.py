@@ -1,0 +1,90 @@
+"""Retention: events are pruned only after the configured time, only as a prefix of published positions,
+never while unpublished, and a resume point older than what is kept is refused (409)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import insert, select, update
+
+from tests.conftest import Backend, fresh_database, make_settings, new_user, running_api
+from tests.http.problems import assert_problem
+from tests.pg_server import PgServer
+from threadstore import maintenance
+from threadstore.db.engine import create_engine
+from threadstore.db.tables import events
+from threadstore.db.unit_of_work import Database
+from threadstore.events import repository
+
+OLD = datetime.now(UTC) - timedelta(days=30)
+
+
+@pytest.fixture
+async def own_database(backend: Backend, pg_server: PgServer | None, tmp_path: Path) -> AsyncIterator[Backend]:
+    async with fresh_database(backend.name, pg_server, tmp_path) as fresh:
+        yield fresh
+
+
+async def _insert(database: Database, user: str, created_at: datetime, count: int = 1) -> None:
+    rows = [
+        {"user_id": user, "type": "thread.deleted", "data": '{"id": "x"}', "created_at": created_at}
+        for _ in range(count)
+    ]
+    async with database.engine.begin() as conn:
+        await conn.execute(insert(events), rows)
+
+
+async def _positions(database: Database) -> list[int | None]:
+    async with database.engine.connect() as conn:
+        return list((await conn.execute(select(events.c.position).order_by(events.c.id))).scalars())
+
+
+async def test_pruning_deletes_only_an_old_published_prefix(own_database: Backend, tmp_path: Path) -> None:
+    settings = make_settings(own_database, tmp_path)
+    database = Database(create_engine(settings))
+    try:
+        user = new_user()
+        await _insert(database, user, OLD, 3)
+        await _insert(database, user, datetime.now(UTC), 2)
+        await database.write(lambda tx: repository.publish(tx, 1000))
+        await _insert(database, user, OLD)  # committed, not yet published
+        cutoff = datetime.now(UTC) - timedelta(days=7)
+
+        assert await maintenance.prune_events(database, cutoff) == 3
+        assert await _positions(database) == [4, 5, None]
+
+        async with database.engine.begin() as conn:
+            await conn.execute(update(events).values(created_at=OLD))
+        # Everything is old now: the newest published event stays (positions continue from it), and the
+        # unpublished one is never touched.
+        assert await maintenance.prune_events(database, cutoff) == 1
+        assert await _positions(database) == [5, None]
+        await database.write(lambda tx: repository.publish(tx, 1000))
+        assert await _positions(database) == [5, 6]
+    finally:
+        await database.engine.dispose()
+
+
+async def test_a_resume_point_older_than_the_kept_events_is_409(own_database: Backend, tmp_path: Path) -> None:
+    async with running_api(own_database, make_settings(own_database, tmp_path)) as api:
+        user = new_user()
+        for _ in range(4):
+            assert (await api.request("POST", "/api/threads", user=user, json={})).status_code == 201
+        await api.app.state.event_publisher.publish_all()
+        async with api.database.engine.begin() as conn:
+            await conn.execute(update(events).where(events.c.position <= 2).values(created_at=OLD))
+        assert await maintenance.prune_events(api.database, datetime.now(UTC) - timedelta(days=1)) == 2
+
+        body = assert_problem(await api.request("GET", "/api/events", user=user, headers={"Last-Event-ID": "1"}), 409)
+        assert "no longer kept" in body["detail"]
+
+
+def test_retention_below_the_contracts_24_hours_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError):
+        make_settings(Backend("sqlite", "sqlite+aiosqlite:///x.db"), tmp_path, event_retention_seconds=3600)
+    with pytest.raises(ValidationError):
+        make_settings(Backend("sqlite", "sqlite+aiosqlite:///x.db"), tmp_path, event_keep_alive_seconds=16)
