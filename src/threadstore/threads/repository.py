@@ -11,6 +11,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Select,
+    Update,
     and_,
     bindparam,
     case,
@@ -160,16 +161,26 @@ async def update_owned(
     tx: Tx, user_id: str, thread_id: str, values: dict[str, Any], *, expected_version: int | None = None
 ) -> Row | None:
     """Applies `values` as one change (version + 1); with `expected_version`, only if it has not moved."""
-    condition = _owned(user_id, thread_id)
+    if not storable(user_id, thread_id):
+        return None
+    stmt = _update_statement(tuple(sorted(values)), expected_version is not None)
+    params = {"p_id": thread_id, "p_user": user_id, "p_now": tx.now, **{f"v_{k}": v for k, v in values.items()}}
     if expected_version is not None:
-        condition = and_(condition, threads.c.version == expected_version)
-    stmt = (
-        update(threads)
-        .where(condition)
-        .values(**values, version=threads.c.version + 1, updated_at=later_of(tx.now))
-        .returning(*COLUMNS)
-    )
-    return (await tx.conn.execute(stmt)).mappings().first()
+        params["p_version"] = expected_version
+    return (await tx.conn.execute(stmt, params)).mappings().first()
+
+
+@lru_cache(maxsize=64)
+def _update_statement(columns: tuple[str, ...], check_version: bool) -> Update:
+    # Built once per set of changed columns: building a fresh UPDATE per request and generating its cache key
+    # took ~9% of a PATCH's server CPU (docs/performance.md).
+    stmt = update(threads).where(threads.c.id == _P_ID, threads.c.user_id == _P_USER)
+    if check_version:
+        stmt = stmt.where(threads.c.version == bindparam("p_version"))
+    changes: dict[str, Any] = {name: bindparam(f"v_{name}", type_=threads.c[name].type) for name in columns}
+    changes["version"] = threads.c.version + 1
+    changes["updated_at"] = case((threads.c.updated_at > _P_NOW, threads.c.updated_at), else_=_P_NOW)
+    return stmt.values(changes).returning(*COLUMNS)
 
 
 async def archive_if_active(tx: Tx, user_id: str, thread_id: str) -> Row | None:

@@ -1,0 +1,297 @@
+"""bench/run's driver: seed, start threadstore and the yardstick side by side, load both with wrk in
+interleaved rounds, print the comparison; optionally profile and soak. See docs/performance.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import sys
+import time
+from dataclasses import asdict, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import endpoints
+import profiling
+import report
+import seeding
+import soak
+from load import Sample, run_wrk
+from servers import Server, start_threadstore, start_yardstick
+from sqlalchemy.engine import make_url
+
+from threadstore.auth import issue_token
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+APP_NAME = "threadstore-bench"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    p.add_argument(
+        "--database-url",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="any database on the PostgreSQL server to use; the bench creates and drops its own there",
+    )
+    p.add_argument("--database-name", default="threadstore_bench")
+    p.add_argument("--yardstick", type=Path, default=ROOT.parent / "shared" / "bench" / "yardstick")
+    p.add_argument("--duration", type=float, default=10, help="seconds per measured wrk run")
+    p.add_argument("--rounds", type=int, default=3, help="measured runs per app and endpoint (interleaved)")
+    p.add_argument("--warmup", type=float, default=2, help="seconds of unmeasured load per app before an endpoint")
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--wrk-threads", type=int, default=2)
+    p.add_argument(
+        "--endpoints",
+        default=",".join(e.key for e in endpoints.ENDPOINTS),
+        help="comma-separated subset of: " + ", ".join(e.key for e in endpoints.ENDPOINTS),
+    )
+    p.add_argument("--users", type=int, default=1000)
+    p.add_argument("--threads-per-user", type=int, default=20)
+    p.add_argument("--messages", type=int, default=10, help="messages per regular thread")
+    p.add_argument("--big", type=int, default=100_000, help="messages in the one big thread")
+    p.add_argument("--deep-users", type=int, default=50, help="users with 50+ pages of threads")
+    p.add_argument("--soak", type=float, default=300, help="seconds of mixed load on threadstore after (0: none)")
+    p.add_argument("--no-compare", action="store_true", help="skip the side-by-side rounds")
+    p.add_argument("--profile", action="store_true", help="py-spy threadstore on each endpoint (--duration s)")
+    p.add_argument("--keep", action="store_true", help="keep the benchmark database (and print its URL)")
+    p.add_argument(
+        "--reuse-database",
+        action="store_true",
+        help="use the database a run with --keep left (same sizes), no seeding; implies --keep",
+    )
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    return p.parse_args(argv)  # fmt: skip
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+def machine() -> str:
+    model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")), platform.machine(),
+    )  # fmt: skip
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    mem = next(line.split()[1] for line in meminfo if line.startswith("MemTotal"))
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return (
+        f"{os.cpu_count()} cores ({model}), {int(mem) // 1024 // 1024} GiB RAM, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}, load average at start {load}"
+    )
+
+
+def estimate_seconds(args: argparse.Namespace, n_endpoints: int) -> float:
+    seed = 40 + args.big / 10_000 + args.users * args.threads_per_user * args.messages / 50_000
+    compare = 0 if args.no_compare else n_endpoints * (2 * args.warmup + 2 * args.rounds * args.duration + 2)
+    profile = n_endpoints * (args.duration + 4) if args.profile else 0
+    return float(seed + 20 + compare + profile + (args.soak + 5 if args.soak else 0))
+
+
+def measure(
+    servers: dict[str, Server], files: dict[str, dict[str, Path]], keys: list[str], args: argparse.Namespace
+) -> dict[str, dict[str, list[Sample]]]:
+    results: dict[str, dict[str, list[Sample]]] = {}
+    for key in keys:
+        results[key] = {"ts": [], "ys": []}
+        for app in ("ts", "ys"):
+            run_wrk(servers[app].url, files[app][key], seconds=args.warmup, connections=args.connections,
+                    threads=args.wrk_threads)  # fmt: skip
+        for n in range(args.rounds):
+            for app in ("ts", "ys"):  # A, B, A, B, …: drift on a shared machine hits both alike
+                cpu = servers[app].cpu_seconds()
+                sample = run_wrk(servers[app].url, files[app][key], seconds=args.duration,
+                                 connections=args.connections, threads=args.wrk_threads)  # fmt: skip
+                sample = replace(sample, server_cpu_seconds=servers[app].cpu_seconds() - cpu)
+                results[key][app].append(sample)
+                bad = f" NON-2XX {sample.non2xx} (last {sample.last_bad_status})" if sample.failures else ""
+                log(f"{key:18} round {n + 1} {app}: {sample.rps:8,.0f} req/s p50 {sample.p50_ms:6.1f} ms "
+                    f"p99 {sample.p99_ms:6.1f} ms, server CPU {sample.cpu_ms_per_request:.2f} ms/req{bad}")  # fmt: skip
+    return results
+
+
+NEEDED_CONNECTIONS = 45  # both pools full (20 + 20) plus the driver's own
+
+
+async def server_facts(dsn: str) -> tuple[str, int]:
+    """The server's version and how many more connections it accepts now."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        version = str(await conn.fetchval("SHOW server_version"))
+        free = await conn.fetchval(
+            "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+            " - (SELECT count(*) FROM pg_stat_activity)"
+        )
+        return version, int(free)
+    finally:
+        await conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    keys = [k.strip() for k in args.endpoints.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in endpoints.BY_KEY]
+    if unknown:
+        print(f"unknown endpoints: {unknown}", file=sys.stderr)
+        return 2
+    if not shutil.which("wrk"):
+        print("wrk is not installed (bench/run installs it)", file=sys.stderr)
+        return 2
+    if not (args.yardstick / "app.py").exists():
+        print(f"no yardstick at {args.yardstick} (--yardstick DIR)", file=sys.stderr)
+        return 2
+    # SIGTERM ends the run through the same cleanup as Ctrl-C: servers stopped, database dropped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    server_url = make_url(args.database_url).set(drivername="postgresql")
+    bench_url = server_url.set(database=args.database_name)
+    dsns = seeding.Dsns(
+        admin=server_url.render_as_string(hide_password=False),
+        bench=bench_url.render_as_string(hide_password=False),
+        name=args.database_name,
+    )
+    ts_url = bench_url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    shape = seeding.Shape(args.users, args.threads_per_user, args.messages, args.big, args.deep_users)
+    secret = secrets.token_urlsafe(48)
+    servers: dict[str, Server] = {}
+    started = time.monotonic()
+    log(f"estimated run time: {estimate_seconds(args, len(keys)) / 60:.0f} min; working files in {out}")
+    header = [f"machine: {machine()}"]
+    try:
+        version, free = asyncio.run(server_facts(dsns.admin))
+        header.append(f"PostgreSQL {version} at {server_url.host}:{server_url.port}, {free} free connections at start")
+        if free < NEEDED_CONNECTIONS:
+            log(f"WARNING: the two pools need up to {NEEDED_CONNECTIONS} connections; expect 500s from the yardstick")
+        log(header[0])
+        log(header[1])
+
+        t0 = time.monotonic()
+        if args.reuse_database:
+            args.keep = True
+        else:
+            asyncio.run(seeding.recreate_database(dsns))
+            seeding.migrate_threadstore(VENV_BIN / "threadstore", ts_url, out)
+            seeding.seed_yardstick(args.yardstick, dsns.bench, shape, out)
+            asyncio.run(seeding.seed_threadstore_and_deep_users(dsns.bench, shape))
+        counts = asyncio.run(seeding.counts(dsns.bench))
+        verb = "reused" if args.reuse_database else "seeded"
+        seed_line = (
+            f"{verb} {args.database_name} in {time.monotonic() - t0:.0f} s: threadstore {counts.ts_threads:,} threads"
+            f" / {counts.ts_messages:,} messages, yardstick {counts.ys_threads:,} / {counts.ys_messages:,}"
+            f" ({args.users} users x {args.threads_per_user} threads x {args.messages} messages, one thread of"
+            f" {args.big:,}, {args.deep_users} users with {seeding.DEEP_THREADS} threads)"
+        )
+        header.append(seed_line)
+        log(seed_line)
+
+        users = [f"user_{i}" for i in range(1, args.users + 1)]
+        deep_users = [f"deep_{i}" for i in range(1, args.deep_users + 1)]
+        tokens = {u: issue_token(secret, u, None) for u in users + deep_users}
+
+        servers["ts"] = start_threadstore(VENV_BIN, ts_url, secret, APP_NAME, out)
+        servers["ys"] = start_yardstick(VENV_BIN, args.yardstick, dsns.bench, secret, out)
+        servers["ts"].wait_ready("/readyz")
+        servers["ys"].wait_ready("/openapi.json")
+        for server in servers.values():
+            libs = ", ".join(
+                f"{lib} {'in use' if server.loaded(lib) else 'NOT in use'}" for lib in ("uvloop", "httptools")
+            )
+            line = f"{server.name}: pid {server.pid}, {server.url}, {libs}"
+            header.append(line)
+            log(line)
+
+        ts_ids, ys_ids = asyncio.run(seeding.thread_ids(dsns.bench))
+        data: dict[str, endpoints.AppData] = {}
+        for app, ids, big in (("ts", ts_ids, seeding.BIG_THREAD_TS), ("ys", ys_ids, seeding.BIG_THREAD_YS)):
+            url = servers[app].url
+            data[app] = endpoints.AppData(
+                threads=ids,
+                big_thread=big,
+                deep_cursors=asyncio.run(endpoints.deep_cursors(url, tokens, deep_users)),
+                last_page_cursor=asyncio.run(endpoints.last_page_cursor(url, tokens[seeding.BIG_OWNER], big, args.big)),
+            )
+        log("walked the API to page 50 of each deep user and to the last page of the big thread (both apps)")
+        files = {app: endpoints.write_endpoint_files(app, data[app], tokens, out) for app in ("ts", "ys")}
+
+        sections = ["## Setup", "", *(f"- {line}" for line in header)]
+        sections += [
+            f"- load: wrk {args.connections} connections, {args.wrk_threads} threads, {args.duration:g} s per run,"
+            f" {args.rounds} interleaved rounds per app (ts, ys, ts, ys, …) after {args.warmup:g} s warm-up each;"
+            " medians of the rounds",
+            "", report.endpoint_legend(),
+        ]  # fmt: skip
+        passed = True
+        raw: dict[str, Any] = {"header": header, "args": {k: str(v) for k, v in vars(args).items()}}
+        if not args.no_compare:
+            results = measure(servers, files, keys, args)
+            comparison, ok1 = report.comparison_table(results)
+            deep, ok2 = report.deep_table(results)
+            passed &= ok1 and ok2
+            sections += [
+                "", "## threadstore (ts) against the yardstick (ys)", "", comparison,
+                "", f"Targets: ts/ys req/s ≥ {report.MIN_RPS_RATIO}, ts/ys p99 ≤ {report.MAX_P99_RATIO}, no non-2xx.",
+                "", "## Deep pages against page 1", "", deep,
+                "", f"Cost = page-1 req/s ÷ deep req/s, and deep p50 ÷ page-1 p50; target ≤ {report.MAX_DEEP_RATIO}"
+                " for threadstore (yardstick shown for reference).",
+                "", "## Every round", "", report.rounds_table(results),
+            ]  # fmt: skip
+            raw["results"] = {k: {a: [asdict(s) for s in v] for a, v in r.items()} for k, r in results.items()}
+            _emit(sections, out, raw)
+
+        if args.profile:
+            py_spy = profiling.ensure_py_spy(VENV_BIN)
+            sections += ["", "## Profile of threadstore (py-spy, CPU samples of the server process)", ""]
+            for key in keys:
+                log(f"profiling {key}")
+                prof = profiling.record(py_spy, servers["ts"], key, files["ts"][key], seconds=args.duration,
+                                        connections=args.connections, out=out)  # fmt: skip
+                sections += [profiling.summary(prof), ""]
+            _emit(sections, out, raw)
+
+        if args.soak:
+            soak_file = endpoints.write_soak_file("ts", data["ts"], tokens, out)
+            log(f"soak: {args.soak:g} s of mixed load on threadstore")
+            result = soak.run_soak(servers["ts"], soak_file, seconds=args.soak, connections=args.connections,
+                                   threads=args.wrk_threads, dsn=dsns.bench, app_name=APP_NAME)  # fmt: skip
+            passed &= result.ok
+            mix = ", ".join(f"{endpoints.BY_KEY[k].label} {w}%" for k, w in endpoints.SOAK_WEIGHTS.items())
+            sections += ["", "## Soak (threadstore alone)", "", f"Mix: {mix}.", "", soak.soak_table(result)]
+            raw["soak"] = {"samples": result.samples, "growth": result.growth, "ok": result.ok}
+        sections += ["", f"Overall: {'every target holds' if passed else 'some targets MISS (see above)'}; "
+                     f"total run time {(time.monotonic() - started) / 60:.1f} min."]  # fmt: skip
+        _emit(sections, out, raw, final=True)
+        return 0 if passed else 1
+    finally:
+        for server in servers.values():
+            server.stop()
+        if args.keep:
+            log(f"kept the database: {dsns.bench}")
+        else:
+            try:
+                asyncio.run(seeding.drop_database(dsns))
+                log(f"dropped {args.database_name}")
+            except (OSError, asyncpg.PostgresError) as error:
+                log(f"could not drop {args.database_name}: {error}")
+
+
+def _emit(sections: list[str], out: Path, raw: dict[str, Any], *, final: bool = False) -> None:
+    text = "\n".join(sections) + "\n"
+    (out / "results.md").write_text(text)
+    (out / "results.json").write_text(json.dumps(raw, indent=1, default=str))
+    if final:
+        print("\n" + text, flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,170 @@
+"""A fresh benchmark database, filled on the server side (INSERT … SELECT generate_series): seconds, not API calls.
+
+threadstore's tables come from its own migrations; the yardstick's (`ys_*`) from its own seed script. Both
+get the same shape of data: `users` users with `threads` threads of `messages` messages each, one thread of
+`big` messages owned by user_1, and `deep_users` users with enough threads to page 50 pages deep.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+BIG_THREAD_TS = "thr_big0000000000000000"
+BIG_THREAD_YS = "big-000000000000"  # fixed by the yardstick's seed script
+BIG_OWNER = "user_1"
+DEEP_PAGE = 50
+PAGE_SIZE = 20  # the API's default limit, used for every threads page measured
+DEEP_THREADS = DEEP_PAGE * PAGE_SIZE + 20  # page 50 is full and still has a next page
+
+
+@dataclass(frozen=True)
+class Shape:
+    users: int
+    threads: int
+    messages: int
+    big: int
+    deep_users: int
+
+
+@dataclass(frozen=True)
+class Dsns:
+    admin: str  # any database on the server: where CREATE/DROP DATABASE run
+    bench: str  # plain postgresql:// DSN of the benchmark database
+    name: str
+
+
+async def recreate_database(dsns: Dsns) -> None:
+    conn = await asyncpg.connect(dsns.admin)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{dsns.name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{dsns.name}"')
+    finally:
+        await conn.close()
+
+
+async def drop_database(dsns: Dsns) -> None:
+    conn = await asyncpg.connect(dsns.admin)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{dsns.name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def migrate_threadstore(threadstore_cli: Path, sqlalchemy_url: str, workdir: Path) -> None:
+    env = {**os.environ, "THREADSTORE_DATABASE_URL": sqlalchemy_url, "THREADSTORE_LOG_LEVEL": "WARNING"}
+    subprocess.run([str(threadstore_cli), "migrate"], check=True, env=env, cwd=workdir)
+
+
+def seed_yardstick(yardstick_dir: Path, dsn: str, shape: Shape, workdir: Path) -> None:
+    command = [
+        sys.executable,
+        str(yardstick_dir / "seed.py"),
+        "--users", str(shape.users),
+        "--threads", str(shape.threads),
+        "--messages", str(shape.messages),
+        "--big", str(shape.big),
+        "--out", str(workdir / "ys-ids.txt"),
+    ]  # fmt: skip
+    env = {**os.environ, "YS_DSN": dsn, "PYTHONDONTWRITEBYTECODE": "1"}
+    subprocess.run(command, check=True, env=env, cwd=workdir, stdout=subprocess.DEVNULL)
+
+
+# Same sizes of text as the yardstick's rows, so both serialize comparable pages.
+_TS_THREADS = """
+INSERT INTO threads (id, user_id, title, metadata, status, created_at, updated_at, archived_at, message_count,
+                     last_message_at, version)
+SELECT 'thr_' || substr(md5('t-' || u || '-' || t), 1, 22), 'user_' || u, 'Thread ' || t,
+       jsonb_build_object('n', t::text), 'active', stamp, stamp, NULL, $3::int,
+       CASE WHEN $3::int > 0 THEN stamp END, $3::int + 1
+FROM generate_series(1, $1::int) u, generate_series(1, $2::int) t,
+     LATERAL (SELECT now() - (u * $2::int + t) * interval '1 second' AS stamp) s
+"""
+_TS_MESSAGES = """
+INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at)
+SELECT 'msg_' || substr(md5(t.id || '-' || k), 1, 22), t.id, k,
+       CASE WHEN k % 2 = 1 THEN 'user' ELSE 'assistant' END, repeat('lorem ipsum dolor sit amet ', 4 + k % 8),
+       '{}'::jsonb, t.created_at + k * interval '1 millisecond'
+FROM threads t, generate_series(1, $1::int) k
+WHERE t.user_id LIKE 'user\\_%'
+"""
+_TS_BIG_THREAD = """
+INSERT INTO threads (id, user_id, title, metadata, status, created_at, updated_at, message_count, last_message_at,
+                     version)
+VALUES ($1, $2, 'big', '{}'::jsonb, 'active', now(), now(), $3::int, now(), $3::int + 1)
+"""
+_TS_BIG_MESSAGES = """
+INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at)
+SELECT 'msg_' || substr(md5($1 || '-' || k), 1, 22), $1, k, 'user', repeat('lorem ipsum ', 8), '{}'::jsonb,
+       now() - interval '1 day' + k * interval '1 millisecond'
+FROM generate_series(1, $2::int) k
+"""
+_TS_DEEP_THREADS = """
+INSERT INTO threads (id, user_id, title, metadata, status, created_at, updated_at, message_count, version)
+SELECT 'thr_' || substr(md5('d-' || u || '-' || t), 1, 22), 'deep_' || u, 'Thread ' || t,
+       jsonb_build_object('n', t::text), 'active', stamp, stamp, 0, 1
+FROM generate_series(1, $1::int) u, generate_series(1, $2::int) t,
+     LATERAL (SELECT now() - (u * $2::int + t) * interval '1 second' AS stamp) s
+"""
+_YS_DEEP_THREADS = """
+INSERT INTO ys_threads (id, user_id, title, metadata, created_at, updated_at)
+SELECT md5('d-' || u || '-' || t), 'deep_' || u, 'Thread ' || t, jsonb_build_object('n', t::text), stamp, stamp
+FROM generate_series(1, $1::int) u, generate_series(1, $2::int) t,
+     LATERAL (SELECT now() - (u * $2::int + t) * interval '1 second' AS stamp) s
+"""
+
+
+async def seed_threadstore_and_deep_users(dsn: str, shape: Shape) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute(_TS_THREADS, shape.users, shape.threads, shape.messages)
+            await conn.execute(_TS_MESSAGES, shape.messages)
+            await conn.execute(_TS_BIG_THREAD, BIG_THREAD_TS, BIG_OWNER, shape.big)
+            await conn.execute(_TS_BIG_MESSAGES, BIG_THREAD_TS, shape.big)
+            await conn.execute(_TS_DEEP_THREADS, shape.deep_users, DEEP_THREADS)
+            await conn.execute(_YS_DEEP_THREADS, shape.deep_users, DEEP_THREADS)
+        for table in ("threads", "messages", "ys_threads", "ys_messages"):
+            await conn.execute(f"VACUUM ANALYZE {table}")
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class Counts:
+    ts_threads: int
+    ts_messages: int
+    ys_threads: int
+    ys_messages: int
+
+
+TABLES = ("threads", "messages", "ys_threads", "ys_messages")
+
+
+async def counts(dsn: str) -> Counts:
+    conn = await asyncpg.connect(dsn)
+    try:
+        values = [await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES]
+    finally:
+        await conn.close()
+    return Counts(*values)
+
+
+async def thread_ids(dsn: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(user_id, thread_id) of every regular user's thread, for threadstore and for the yardstick."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        ts = await conn.fetch(
+            "SELECT user_id, id FROM threads WHERE user_id LIKE 'user\\_%' AND id <> $1 ORDER BY id", BIG_THREAD_TS
+        )
+        ys = await conn.fetch(
+            "SELECT user_id, id FROM ys_threads WHERE user_id LIKE 'user\\_%' AND id <> $1 ORDER BY id", BIG_THREAD_YS
+        )
+    finally:
+        await conn.close()
+    return [(r["user_id"], r["id"]) for r in ts], [(r["user_id"], r["id"]) for r in ys]

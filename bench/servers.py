@@ -1,0 +1,113 @@
+"""The two servers under test, started side by side with the same uvicorn (1 worker, warning logs)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def rss_kib(self) -> int:
+        """Resident set size of the server process (uvicorn with one worker serves in this process)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError(f"no VmRSS for {self.name}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def loaded(self, library: str) -> bool:
+        """Whether a shared library (e.g. uvloop, httptools) is mapped: proof that it is in use, not just installed."""
+        return library in Path(f"/proc/{self.pid}/maps").read_text()
+
+    def wait_ready(self, path: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log}")
+            try:
+                if httpx.get(self.url + path, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s; see {self.log}")
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _spawn(name: str, command: list[str], env: dict[str, str], workdir: Path) -> Server:
+    port = int(command[command.index("--port") + 1])
+    log = workdir / f"{name}.log"
+    with open(log, "wb") as handle:
+        process = subprocess.Popen(
+            command, env=env, cwd=workdir, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return Server(name, process, port, log)
+
+
+def start_threadstore(venv_bin: Path, sqlalchemy_url: str, secret: str, app_name: str, workdir: Path) -> Server:
+    # Production defaults: only what must be given (database, secret) and quieter logs. The working folder
+    # is bench/out, so a developer's .env cannot change the settings measured.
+    env = {
+        **_clean_environ(),
+        "THREADSTORE_DATABASE_URL": sqlalchemy_url,
+        "THREADSTORE_JWT_SECRET": secret,
+        "THREADSTORE_LOG_LEVEL": "WARNING",
+        "THREADSTORE_APPLICATION_NAME": app_name,
+    }
+    command = [str(venv_bin / "threadstore"), "serve", "--no-migrate", "--workers", "1", "--port", str(free_port())]
+    return _spawn("threadstore", command, env, workdir)
+
+
+def start_yardstick(venv_bin: Path, yardstick_dir: Path, dsn: str, secret: str, workdir: Path) -> Server:
+    env = {**_clean_environ(), "YS_DSN": dsn, "YS_JWT_SECRET": secret, "PYTHONDONTWRITEBYTECODE": "1"}
+    command = [
+        str(venv_bin / "python"), "-m", "uvicorn", "app:app", "--app-dir", str(yardstick_dir),
+        "--host", "127.0.0.1", "--port", str(free_port()), "--workers", "1", "--no-access-log",
+        "--log-level", "warning",
+    ]  # fmt: skip
+    return _spawn("yardstick", command, env, workdir)
+
+
+def _clean_environ() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("THREADSTORE_", "YS_"))}
