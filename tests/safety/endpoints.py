@@ -1,0 +1,149 @@
+"""A representative request for every endpoint of API.md, each with the set-up it needs (made outside any
+fault scope) so the sweeps can run it again and again on fresh objects."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from tests.conftest import Api
+
+LONG = os.environ.get("THREADSTORE_SAFETY_LONG", "") not in ("", "0")
+FIRST_MESSAGE = "Can you help me plan a three day trip to Lisbon in March with kids?"
+# The long mode uses larger requests: more initial messages, bigger bodies, more rows to page over.
+INITIAL_MESSAGES = 12 if LONG else 2
+
+Context = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    setup: Callable[[Api, str], Awaitable[Context]]
+    call: Callable[[Api, str, Context], Awaitable[httpx.Response]]
+    writes: bool
+
+
+async def _nothing(_api: Api, _user: str) -> Context:
+    return {}
+
+
+async def _thread(api: Api, user: str, **body: Any) -> Context:
+    response = await api.request("POST", "/api/threads", user=user, json=body)
+    assert response.status_code == 201, response.text
+    return {"thread": response.json()}
+
+
+async def _two_threads(api: Api, user: str) -> Context:
+    await _thread(api, user, title="older", metadata={"topic": "x"})
+    return await _thread(api, user, title="newer", metadata={"topic": "x"})
+
+
+async def _thread_with_messages(api: Api, user: str) -> Context:
+    messages = [{"content": FIRST_MESSAGE}] + [
+        {"role": "assistant", "content": f"answer {i} " * (50 if LONG else 1)} for i in range(INITIAL_MESSAGES)
+    ]
+    return await _thread(api, user, title="with messages", messages=messages)
+
+
+async def _plain_thread(api: Api, user: str) -> Context:
+    return await _thread(api, user, title="plain", metadata={"keep": "me"})
+
+
+def _url(ctx: Context, suffix: str = "") -> str:
+    return f"/api/threads/{ctx['thread']['id']}{suffix}"
+
+
+def _create_body() -> dict[str, Any]:
+    messages = [{"content": FIRST_MESSAGE}] + [
+        {"role": "assistant", "content": f"reply {i}", "metadata": {"i": i}} for i in range(INITIAL_MESSAGES)
+    ]
+    return {"title": "Lisbon", "metadata": {"topic": "travel"}, "messages": messages}
+
+
+ENDPOINTS = [
+    Endpoint(
+        "list_threads",
+        _two_threads,
+        lambda api, user, ctx: api.request("GET", "/api/threads", user=user, params={"limit": 1, "q": "e"}),
+        writes=False,
+    ),
+    Endpoint(
+        "create_thread",
+        _nothing,
+        lambda api, user, ctx: api.request("POST", "/api/threads", user=user, json=_create_body()),
+        writes=True,
+    ),
+    Endpoint(
+        "create_thread_idempotent",
+        _nothing,
+        lambda api, user, ctx: api.request(
+            "POST", "/api/threads", user=user, json=_create_body(), headers={"Idempotency-Key": "sweep-create"}
+        ),
+        writes=True,
+    ),
+    Endpoint("get_thread", _plain_thread, lambda api, user, ctx: api.request("GET", _url(ctx), user=user), False),
+    Endpoint(
+        "patch_thread",
+        _plain_thread,
+        lambda api, user, ctx: api.request(
+            "PATCH",
+            _url(ctx),
+            user=user,
+            json={"title": "patched", "metadata": {"keep": None, "new": "v"}},
+            headers={"If-Match": '"1"'},
+        ),
+        writes=True,
+    ),
+    Endpoint("archive_thread", _plain_thread, lambda api, user, ctx: api.request("DELETE", _url(ctx), user=user), True),
+    Endpoint(
+        "delete_thread_permanently",
+        _thread_with_messages,
+        lambda api, user, ctx: api.request("DELETE", _url(ctx), user=user, params={"permanent": "true"}),
+        writes=True,
+    ),
+    Endpoint(
+        "append_message",
+        _plain_thread,
+        lambda api, user, ctx: api.request(
+            "POST", _url(ctx, "/messages"), user=user, json={"content": "appended", "metadata": {"m": 1}}
+        ),
+        writes=True,
+    ),
+    Endpoint(
+        "append_message_idempotent",
+        _plain_thread,
+        lambda api, user, ctx: api.request(
+            "POST",
+            _url(ctx, "/messages"),
+            user=user,
+            json={"role": "assistant", "content": "appended once"},
+            headers={"Idempotency-Key": "sweep-append"},
+        ),
+        writes=True,
+    ),
+    Endpoint(
+        "list_messages",
+        _thread_with_messages,
+        lambda api, user, ctx: api.request(
+            "GET", _url(ctx, "/messages"), user=user, params={"limit": 2, "order": "desc"}
+        ),
+        writes=False,
+    ),
+    Endpoint(
+        "auto_rename",
+        _thread_with_messages,
+        lambda api, user, ctx: api.request("POST", _url(ctx, "/auto-rename"), user=user),
+        writes=True,
+    ),
+]
+
+WRITE_ENDPOINTS = [e for e in ENDPOINTS if e.writes]
+
+
+def has_events_endpoint(api: Api) -> bool:
+    return "/api/events" in api.app.openapi().get("paths", {})

@@ -1,0 +1,194 @@
+"""The database as data: a full snapshot of every table, read on a side connection, and the invariants every
+safety test checks after a request (exact state, no leak, no open transaction, no internal text)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import MetaData, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from tests.conftest import Api, Backend, idle_in_transaction
+from tests.http.problems import assert_problem
+
+Row = tuple[Any, ...]
+Snapshot = dict[str, list[Row]]
+
+# Words that would betray internals in a client-facing body.
+INTERNAL_TEXT = [
+    "select ",
+    "insert ",
+    "update ",
+    "delete from",
+    "commit",
+    "traceback",
+    "sqlalchemy",
+    "asyncpg",
+    "sqlite",
+    "psycopg",
+    "operationalerror",
+    "interfaceerror",
+    "dbapierror",
+    "exception",
+    "fault injected",
+    "deferred check",
+    "disk i/o",
+    "pg_",
+    ".py",
+]
+
+
+async def snapshot(backend: Backend) -> Snapshot:
+    """Every table of the schema, every column, ordered by primary key, read outside the app.
+
+    Taken once the app's event publisher has given every committed event its position (it does so right
+    after each commit, in the background): a snapshot must not depend on how far that has got."""
+    engine = create_async_engine(backend.url, poolclass=NullPool)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            async with engine.connect() as conn:
+                dumped = await conn.run_sync(_dump)
+            if not _unpublished(dumped) or time.monotonic() > deadline:
+                return dumped
+            await asyncio.sleep(0.01)
+    finally:
+        await engine.dispose()
+
+
+async def settle(backend: Backend) -> None:
+    """Waits until the app's background publisher has nothing left to do (see `snapshot`)."""
+    await snapshot(backend)
+
+
+def _unpublished(dumped: Snapshot) -> bool:
+    columns = _COLUMNS.get("events", [])
+    if "position" not in columns:
+        return False
+    at = columns.index("position")
+    return any(row[at] is None for row in dumped.get("events", []))
+
+
+_COLUMNS: dict[str, list[str]] = {}
+
+
+def _dump(conn: Connection) -> Snapshot:
+    schema = MetaData()
+    schema.reflect(conn)
+    dumped: Snapshot = {}
+    for table in schema.sorted_tables:
+        _COLUMNS[table.name] = [c.name for c in table.columns]
+        order = list(table.primary_key.columns) or list(table.columns)
+        dumped[table.name] = [tuple(row) for row in conn.execute(select(table).order_by(*order))]
+    return dumped
+
+
+# Values that differ between two runs of the same request: server-chosen ids, clocks, fresh user ids.
+_VOLATILE = re.compile(
+    r"(?:thr|msg)_[A-Za-z0-9_-]{22}|user-[0-9a-f]{12}"
+    r"|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?"
+)
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return "<time>"
+    if isinstance(value, str):
+        return _VOLATILE.sub("<v>", value)
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What a request changed, with run-specific values masked: comparable across two runs."""
+
+    removed: dict[str, Counter[str]]
+    added: dict[str, Counter[str]]
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.removed.values()) and not any(self.added.values())
+
+
+def delta(before: Snapshot, after: Snapshot) -> Delta:
+    removed: dict[str, Counter[str]] = {}
+    added: dict[str, Counter[str]] = {}
+    for table in sorted(set(before) | set(after)):
+        old, new = Counter(map(repr, before.get(table, []))), Counter(map(repr, after.get(table, [])))
+        rows_before = {repr(r): r for r in before.get(table, [])}
+        rows_after = {repr(r): r for r in after.get(table, [])}
+        removed[table] = Counter(repr(_masked_row(table, rows_before[k])) for k in (old - new).elements())
+        added[table] = Counter(repr(_masked_row(table, rows_after[k])) for k in (new - old).elements())
+    return Delta(removed, added)
+
+
+def _masked_row(table: str, row: Row) -> Row:
+    columns = _COLUMNS.get(table, [])
+    masked = tuple(_mask(v) for v in row)
+    if table == "events":
+        # Counters shared by every run (autoincrement id, delivery position): differ between runs by construction.
+        masked = tuple("<counter>" if c in ("id", "position") else v for c, v in zip(columns, masked, strict=True))
+    if table == "idempotency_keys":
+        masked = tuple(
+            "<fingerprint>" if isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) else v for v in masked
+        )
+    return masked
+
+
+def describe(d: Delta) -> str:
+    parts = []
+    for table in sorted(d.added):
+        if d.added[table] or d.removed[table]:
+            parts.append(f"{table}: +{sum(d.added[table].values())} -{sum(d.removed[table].values())}")
+    return ", ".join(parts) or "no change"
+
+
+def assert_no_internal_text(response: httpx.Response) -> None:
+    text = response.text.lower()
+    for word in INTERNAL_TEXT:
+        assert word not in text, (word, response.text)
+
+
+def assert_clean_failure(response: httpx.Response) -> None:
+    """A failed request: 5xx problem+json (503 with Retry-After) revealing nothing."""
+    assert response.status_code in (500, 503), (response.status_code, response.text)
+    body = assert_problem(response, response.status_code)
+    assert set(body) == {"type", "title", "status", "detail", "request_id"}, body
+    if response.status_code == 503:
+        assert int(response.headers["retry-after"]) >= 1
+    assert_no_internal_text(response)
+
+
+async def assert_nothing_held(api: Api) -> None:
+    """No connection checked out and (PostgreSQL) no backend of the app left idle in a transaction.
+
+    The app's background tasks (event delivery, housekeeping) check connections out briefly too, so a
+    non-zero count must persist for a while before it counts as a leak."""
+    pool: Any = api.database.engine.pool
+    deadline = time.monotonic() + 3
+    while pool.checkedout() and time.monotonic() < deadline:  # noqa: ASYNC110 (polls the pool)
+        await asyncio.sleep(0.01)
+    assert pool.checkedout() == 0
+    if api.backend.is_postgres:
+        assert await idle_in_transaction(api.backend) == [], "a transaction was left open"
+
+
+async def assert_service_works(api: Api, user: str) -> None:
+    """The next ordinary requests (a read and a write) succeed."""
+    listed = await api.request("GET", "/api/threads", user=user, params={"status": "all"})
+    assert listed.status_code == 200, listed.text
+    created = await api.request("POST", "/api/threads", user=user, json={"title": "after the fault"})
+    assert created.status_code == 201, created.text

@@ -1,0 +1,211 @@
+"""The cancellation sweep (the idea of SQLAlchemy 2.1's testing.cancellation): every write request is cancelled
+at every database operation it reaches, the cancellation landing in the await of that operation. After each:
+no connection checked out, no transaction left open, and the write wholly present or wholly absent — absent
+unless the cancellation hit COMMIT itself, whose outcome the service cannot know.
+
+Plus real clients against a real uvicorn server that drop the connection mid-request, at several delays and
+(PostgreSQL) while the request waits inside its transaction on a row lock held by a foreign session."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+
+from tests.conftest import (
+    JWT_SECRET,
+    Backend,
+    CheckoutLedger,
+    assert_no_leaks,
+    fresh_database,
+    idle_in_transaction,
+    make_settings,
+    new_user,
+    running_api,
+)
+from tests.pg_server import PgServer
+from tests.safety.endpoints import WRITE_ENDPOINTS, Endpoint
+from tests.safety.faults import COMMIT, Injector
+from tests.safety.report import record_sweep
+from tests.safety.state import (
+    assert_clean_failure,
+    assert_nothing_held,
+    assert_service_works,
+    delta,
+    describe,
+    snapshot,
+)
+from threadstore.app import create_app
+from threadstore.auth import issue_token
+from threadstore.http.middleware import RequestContextMiddleware
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("endpoint", WRITE_ENDPOINTS, ids=[e.name for e in WRITE_ENDPOINTS])
+async def test_cancellation_sweep(
+    endpoint: Endpoint, kind: str, pg_server: PgServer | None, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if kind == "sqlite":
+        # Found by this sweep, not fixed yet (see docs/safety.md): a request cancelled while an aiosqlite
+        # statement of its write unit is in flight sometimes leaves a connection holding SQLite's write lock,
+        # so later writers wait out busy_timeout and get 503. Intermittent (about one run in three).
+        request.applymarker(pytest.mark.xfail(reason="SQLite write lock kept after a cancelled write", strict=False))
+    async with fresh_database(kind, pg_server, tmp_path) as backend:  # noqa: SIM117 (api needs backend)
+        async with (
+            running_api(backend, make_settings(backend, tmp_path)) as api,
+            Injector(api.database.engine, backend) as injector,
+        ):
+            user = new_user()
+            ctx = await endpoint.setup(api, user)
+            before = await snapshot(backend)
+            with injector.scope():
+                clean = await endpoint.call(api, user, ctx)
+            assert clean.status_code < 300, clean.text
+            operations = list(injector.ops)
+            clean_change = delta(before, await snapshot(backend))
+
+            outcomes: dict[str, int] = {}
+            for number, operation in enumerate(operations, 1):
+                user = new_user()
+                ctx = await endpoint.setup(api, user)
+                before = await snapshot(backend)
+                with injector.scope(number, "cancel"):
+                    task = asyncio.create_task(endpoint.call(api, user, ctx))
+                    injector.cancel_task = task
+                    try:
+                        response: httpx.Response | None = await task
+                    except asyncio.CancelledError:
+                        response = None
+                    finally:
+                        injector.cancel_task = None
+                where = f"{endpoint.name}: cancelled at op {number} ({operation[:40]})"
+                assert injector.fired == operation, f"{where}: not reached ({injector.ops})"
+                await assert_nothing_held(api)
+                change = delta(before, await snapshot(backend))
+                if response is not None and response.status_code < 300:
+                    assert change == clean_change, f"{where}: {describe(change)}"
+                    outcomes["completed"] = outcomes.get("completed", 0) + 1
+                else:
+                    if response is not None:
+                        assert_clean_failure(response)
+                    if operation == COMMIT:
+                        assert change.empty or change == clean_change, f"{where}: {describe(change)}"
+                    else:
+                        assert change.empty, f"{where}: a cancelled request left {describe(change)}"
+                    outcomes["cancelled"] = outcomes.get("cancelled", 0) + 1
+                try:
+                    await assert_service_works(api, new_user())
+                except AssertionError as error:
+                    raise AssertionError(f"{where}: the service no longer works: {error}") from error
+            record_sweep(f"{endpoint.name} (cancel)", kind, operations, len(operations), outcomes)
+
+
+# -- real clients dropping the connection, against a real uvicorn server -------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def served(backend: Backend, tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[int, Any]]:
+    settings = make_settings(backend, tmp_path, **overrides)
+    app = create_app(settings)
+    port = _free_port()
+    config = uvicorn.Config(
+        RequestContextMiddleware(app, max_body_bytes=settings.max_body_bytes),
+        host="127.0.0.1",
+        port=port,
+        lifespan="on",
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not serving.done(), "uvicorn did not start"
+        await asyncio.sleep(0.01)
+    ledger = CheckoutLedger(app.state.database.engine)
+    try:
+        yield port, app
+    finally:
+        server.should_exit = True
+        await serving
+        await assert_no_leaks(ledger, backend)
+
+
+async def _send_and_drop(port: int, method: str, path: str, body: bytes, token: str, delay: float) -> None:
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    writer.write(head.encode() + body)
+    await writer.drain()
+    await asyncio.sleep(delay)
+    writer.transport.abort()  # the client is gone: RST, no orderly close
+
+
+async def test_clients_dropping_mid_request_leave_nothing_partial(backend: Backend, tmp_path: Path) -> None:
+    """Appends whose clients vanish at 0 to 50 ms: each append is wholly there or wholly absent (seqs gapless,
+    message_count and version agree), no connection leaked, no transaction left open."""
+    async with served(backend, tmp_path) as (port, app):
+        user = new_user()
+        token = issue_token(JWT_SECRET, user, None)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            headers = {"Authorization": f"Bearer {token}"}
+            thread = (await client.post("/api/threads", json={"title": "t"}, headers=headers)).json()
+            path = f"/api/threads/{thread['id']}/messages"
+            delays = [0.0, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05] * 3
+            await asyncio.gather(
+                *(_send_and_drop(port, "POST", path, b'{"content": "dropped"}', token, d) for d in delays)
+            )
+            await asyncio.sleep(0.5)  # let the server finish whatever it still runs
+            current = (await client.get(f"/api/threads/{thread['id']}", headers=headers)).json()
+            listed = (await client.get(path, headers=headers, params={"limit": 100})).json()["data"]
+            assert [m["seq"] for m in listed] == list(range(1, current["message_count"] + 1))
+            assert current["version"] == current["message_count"] + 1
+            assert app.state.database.engine.pool.checkedout() == 0
+            if backend.is_postgres:
+                assert await idle_in_transaction(backend) == []
+            ok = await client.post(path, json={"content": "after"}, headers=headers)
+            assert ok.status_code == 201
+
+
+@pytest.mark.postgres_only
+async def test_client_dropping_while_its_transaction_waits_on_a_lock(backend: Backend, tmp_path: Path) -> None:
+    """A PATCH blocked inside its transaction on a row lock held by a foreign session; the client drops the
+    connection. When the lock is released the PATCH is wholly applied or wholly absent, and nothing stays open."""
+    async with served(backend, tmp_path, lock_timeout_ms=10_000) as (port, app):
+        user = new_user()
+        token = issue_token(JWT_SECRET, user, None)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            thread = (await client.post("/api/threads", json={"title": "before"}, headers=headers)).json()
+            assert backend.dsn is not None
+            foreign = await asyncpg.connect(backend.dsn)
+            try:
+                async with foreign.transaction():
+                    await foreign.execute("SELECT 1 FROM threads WHERE id = $1 FOR UPDATE", thread["id"])
+                    body = b'{"title": "after", "metadata": {"a": "b"}}'
+                    await _send_and_drop(port, "PATCH", f"/api/threads/{thread['id']}", body, token, 0.3)
+                    await asyncio.sleep(0.2)
+            finally:
+                await foreign.close()
+            await asyncio.sleep(0.5)
+            current = (await client.get(f"/api/threads/{thread['id']}", headers=headers)).json()
+            assert (current["title"], current["metadata"], current["version"]) in [
+                ("before", {}, 1),
+                ("after", {"a": "b"}, 2),
+            ], current
+            assert await idle_in_transaction(backend) == []
+            assert app.state.database.engine.pool.checkedout() == 0
