@@ -1,0 +1,6 @@
+"""Concurrency and durability torture for threadstore: race storms and kill -9 crash audits.
+
+Everything here talks to a real `threadstore serve` process over HTTP, on a real database; the race tests
+(tests/races/) run short versions of the same code, and `python -m scripts.torture --duration 600` runs the
+long one. Nothing here imports the test suite except the private-cluster helper used to kill PostgreSQL.
+"""
