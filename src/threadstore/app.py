@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         )
         delivery = EventDelivery(app.state.database, settings)
+        app.state.event_delivery = delivery
         app.state.event_hub = delivery.hub
         app.state.event_publisher = delivery.publisher
         delivery.start()

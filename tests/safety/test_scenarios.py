@@ -194,8 +194,8 @@ async def test_no_unclosed_connections_after_errors(
     api: Api, injector: Injector, user: str, create_thread: Factory
 ) -> None:
     await _fail_many(api, injector, user, create_thread)
+    await assert_nothing_held(api)  # polls: event delivery checks connections out briefly in the background
     pool: Any = api.database.engine.pool
-    assert pool.checkedout() == 0
     assert pool.checkedin() <= api.app.state.settings.pool_size  # nothing beyond the pool's own connections
     if api.backend.is_postgres:
         assert api.backend.dsn is not None
