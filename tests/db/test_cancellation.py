@@ -4,12 +4,15 @@ no transaction is left open, and the write is wholly absent."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy import event, make_url, text
 
-from tests.conftest import Api, idle_in_transaction
+from tests.conftest import Api, Backend, idle_in_transaction
+from threadstore.db.unit_of_work import Tx
 from threadstore.threads import service
 from threadstore.threads.schemas import ThreadCreate
 
@@ -78,3 +81,64 @@ async def test_many_cancelled_appends_leave_gapless_seqs(api: Api, user: str) ->
     listed = (await api.request("GET", url, user=user, params={"limit": 100})).json()["data"]
     assert [m["seq"] for m in listed] == list(range(1, current["message_count"] + 1))
     assert current["version"] == current["message_count"] + 1
+
+
+_CANCEL_HERE = "/* cancel here */"
+
+
+async def test_unit_cancelled_inside_a_statement_leaves_the_database_unlocked(api: Api, user: str) -> None:
+    """The cancellation lands in the await of an UPDATE ... RETURNING whose cursor still holds the statement
+    (as the cancellation sweep does). A foreign writer then gets the write lock at once: on SQLite the discarded
+    connection used to linger as a zombie holding BEGIN IMMEDIATE's lock until the cursor was collected."""
+    thread = (await api.request("POST", "/api/threads", user=user, json={"title": "before"})).json()
+    cancelling: list[asyncio.Task[None]] = []
+
+    def cancel_at_marker(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        # Runs after the cursor exists and before the statement is sent: the cancellation is delivered in
+        # the statement's own await, while the driver runs it.
+        if _CANCEL_HERE in statement:
+            cancelling[0].cancel()
+
+    async def update(tx: Tx) -> None:
+        sql = f"UPDATE threads SET title = 'cancelled' WHERE id = :id RETURNING id {_CANCEL_HERE}"
+        await tx.conn.execute(text(sql), {"id": thread["id"]})
+
+    engine = api.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", cancel_at_marker)
+    try:
+        cancelling.append(asyncio.create_task(api.database.write(update)))
+        with pytest.raises(asyncio.CancelledError) as cancelled:
+            await cancelling[0]
+    finally:
+        event.remove(engine, "before_cursor_execute", cancel_at_marker)
+
+    # `cancelled` keeps the interrupted cursor alive, as a cancellation still propagating would.
+    await _write_as_foreign_session(api.backend, thread["id"])
+    assert cancelled.value is not None
+    assert api.database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    current = (await api.request("GET", f"/api/threads/{thread['id']}", user=user)).json()
+    assert (current["title"], current["version"]) == ("before", 1)
+
+
+async def _write_as_foreign_session(backend: Backend, thread_id: str) -> None:
+    """Takes the write lock (SQLite) or the row lock (PostgreSQL) outside the app, waiting at most 3 s: far
+    less than busy_timeout, far more than the app's own background writers ever hold it."""
+    if backend.is_postgres:
+        assert backend.dsn is not None
+        conn = await asyncpg.connect(backend.dsn)
+        try:
+            await conn.execute("SET lock_timeout = '3s'")
+            await conn.execute("UPDATE threads SET title = title WHERE id = $1", thread_id)
+        finally:
+            await conn.close()
+        return
+
+    def begin_immediate() -> None:
+        conn = sqlite3.connect(str(make_url(backend.url).database), timeout=3, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # "database is locked" if a zombie connection still holds it
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+
+    await asyncio.to_thread(begin_immediate)  # off the loop: the app's background writers must go on

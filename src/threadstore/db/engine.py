@@ -11,9 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from threadstore.config import Settings
-
-# Execution option the transaction owner sets on write units so SQLite takes its write lock up front.
-WRITE_OPTION = "threadstore_write"
+from threadstore.db.unit_of_work import WRITE_OPTION, RollbackOnCloseConnection
 
 
 def _json_dumps(value: Any) -> str:
@@ -62,7 +60,7 @@ def _sqlite_engine(settings: Settings, url: str) -> AsyncEngine:
         pool_timeout=settings.pool_timeout,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
-        connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
+        connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000, "factory": RollbackOnCloseConnection},
     )
     busy_timeout = settings.sqlite_busy_timeout_ms
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,13 +23,14 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from threadstore import metrics
-from threadstore.db.engine import WRITE_OPTION
 from threadstore.db.failures import Failure, classify
 from threadstore.errors import DomainError, InternalError, ServiceUnavailable
 
 log = logging.getLogger("threadstore.db")
 
 T = TypeVar("T")
+# Execution option set on write units; the SQLite engine's "begin" hook then takes the write lock up front.
+WRITE_OPTION = "threadstore_write"
 _MAX_BACKOFF_SECONDS = 1.0
 AfterCommit = Callable[[], Awaitable[None] | None]
 
@@ -197,3 +199,22 @@ async def _run_hook(hook: AfterCommit) -> None:
             await outcome
     except Exception:
         log.exception("after-commit hook failed")
+
+
+class RollbackOnCloseConnection(sqlite3.Connection):
+    """The SQLite engine's DBAPI connection: closing it always ends its transaction and so releases its locks.
+
+    Python's sqlite3 (3.11 here) closes with `sqlite3_close_v2` without finalizing the statements of live
+    cursors; SQLite then keeps the connection as a zombie holding its transaction (and the write lock of
+    BEGIN IMMEDIATE) until those cursors are garbage-collected. A statement interrupted by cancellation leaves
+    such a cursor (its CancelledError's traceback references it) while SQLAlchemy discards the connection by
+    closing it, so later writers waited out busy_timeout. ROLLBACK aborts pending statements: the zombie then
+    holds nothing. This runs in aiosqlite's worker thread in queue order, where no cancellation can skip it.
+    """
+
+    def close(self) -> None:
+        try:
+            if self.in_transaction:
+                self.rollback()
+        finally:
+            super().close()
