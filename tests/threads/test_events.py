@@ -3,6 +3,9 @@ one per change, carrying the object as the API returned it, and none for a reque
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from tests.conftest import Api, Factory
 from tests.threads.helpers import append, assert_problem, assert_thread_response, recorded_events
 
@@ -28,6 +31,29 @@ async def test_patch_records_thread_updated_with_the_returned_thread(
         ("thread.created", created),
         ("thread.updated", assert_thread_response(response)),
     ]
+
+
+async def test_patch_event_is_the_stored_thread_even_where_the_database_normalizes_json(
+    api: Api, user: str, create_thread: Factory
+) -> None:
+    # On PostgreSQL the event is written by the UPDATE's own statement from a prediction of the row; JSONB
+    # turns 1e18 into the integer 1000000000000000000, and the event must still carry what the API returns.
+    created = await create_thread(metadata={"keep": {"deep": 1, "gone": 2}, "drop": "x"})
+    patch = {"metadata": {"big": 1e18, "keep": {"gone": None}, "drop": None}}
+
+    response = await api.request("PATCH", f"{URL}/{created['id']}", user=user, json=patch)
+    thread = assert_thread_response(response)
+    fetched = (await api.request("GET", f"{URL}/{created['id']}", user=user)).json()
+
+    assert thread["metadata"] == {"big": 1e18, "keep": {"deep": 1}}
+    events = await recorded_events(api, user)
+    assert [event_type for event_type, _ in events] == ["thread.created", "thread.updated"]
+    # Compared as canonical text: Python holds 1e18 == 10**18, JSON clients may not.
+    assert _canonical(events[1][1]) == _canonical(thread) == _canonical(fetched)
+
+
+def _canonical(data: dict[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True)
 
 
 async def test_a_patch_that_changes_nothing_records_no_event(api: Api, user: str, create_thread: Factory) -> None:

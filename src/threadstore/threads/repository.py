@@ -29,6 +29,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from threadstore.db.tables import UtcDateTime, threads
 from threadstore.db.unit_of_work import Tx
+from threadstore.events import outbox
 
 Row = Any  # a SQLAlchemy RowMapping: read-only, keyed by column name
 
@@ -73,8 +74,12 @@ _BUMP_FOR_APPEND = (
 )
 
 
-async def insert_thread(tx: Tx, values: dict[str, Any]) -> None:
-    await tx.conn.execute(_INSERT, values)
+_INSERT_WITH_EVENT = outbox.InsertWithEvent(threads)
+
+
+async def insert_thread(tx: Tx, values: dict[str, Any], *, event: tuple[str, str, dict[str, Any]]) -> None:
+    """Inserts the thread and records its event (user id, type, data) in one statement where possible."""
+    await _INSERT_WITH_EVENT.execute(tx, values, *event)
 
 
 async def get_owned(tx: Tx, user_id: str, thread_id: str, *, for_update: bool = False) -> Row | None:

@@ -55,10 +55,9 @@ async def create(tx: Tx, user_id: str, body: ThreadCreate, limits: Limits) -> di
         "last_message_at": tx.now if message_rows else None,
         "version": 1,
     }
-    await repository.insert_thread(tx, values)
-    await messages_repo.insert_messages(tx, message_rows)
     thread = thread_json(values)
-    await outbox.record(tx, user_id, outbox.THREAD_CREATED, thread)
+    await repository.insert_thread(tx, values, event=(user_id, outbox.THREAD_CREATED, thread))
+    await messages_repo.insert_messages(tx, message_rows)
     return thread
 
 
