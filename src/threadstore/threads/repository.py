@@ -19,7 +19,6 @@ from sqlalchemy import (
     exists,
     false,
     func,
-    insert,
     literal,
     select,
     tuple_,
@@ -58,7 +57,6 @@ def later_of(now: datetime) -> ColumnElement[Any]:
 _P_ID: BindParameter[str] = bindparam("p_id")
 _P_USER: BindParameter[str] = bindparam("p_user")
 _P_NOW = bindparam("p_now", type_=UtcDateTime())
-_INSERT = insert(threads)
 _SELECT_OWNED = select(*COLUMNS).where(threads.c.id == _P_ID, threads.c.user_id == _P_USER)
 _SELECT_OWNED_FOR_UPDATE = _SELECT_OWNED.with_for_update()
 _BUMP_FOR_APPEND = (
