@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from tests.conftest import Api, Backend, idle_in_transaction
+from tests.conftest import Api, Backend, idle_in_transaction, new_user
 from tests.http.problems import assert_problem
 
 Row = tuple[Any, ...]
@@ -192,3 +192,23 @@ async def assert_service_works(api: Api, user: str) -> None:
     assert listed.status_code == 200, listed.text
     created = await api.request("POST", "/api/threads", user=user, json={"title": "after the fault"})
     assert created.status_code == 201, created.text
+
+
+@dataclass(frozen=True)
+class CleanRun:
+    """What a sweep replays against: the operations of one clean run of a request and the change it made."""
+
+    response: httpx.Response
+    operations: list[str]
+    change: Delta
+
+
+async def record_clean_run(api: Api, injector: Any, endpoint: Any, backend: Backend) -> CleanRun:
+    """Runs `endpoint` once on fresh data for a new user with `injector` counting (and failing nothing)."""
+    user = new_user()
+    ctx = await endpoint.setup(api, user)
+    before = await snapshot(backend)
+    with injector.scope():
+        response = await endpoint.call(api, user, ctx)
+    assert response.status_code < 300, response.text
+    return CleanRun(response, list(injector.ops), delta(before, await snapshot(backend)))

@@ -41,6 +41,7 @@ from tests.safety.state import (
     assert_service_works,
     delta,
     describe,
+    record_clean_run,
     snapshot,
 )
 from threadstore.app import create_app
@@ -56,14 +57,8 @@ async def test_cancellation_sweep(endpoint: Endpoint, kind: str, pg_server: PgSe
             running_api(backend, make_settings(backend, tmp_path)) as api,
             Injector(api.database.engine, backend) as injector,
         ):
-            user = new_user()
-            ctx = await endpoint.setup(api, user)
-            before = await snapshot(backend)
-            with injector.scope():
-                clean = await endpoint.call(api, user, ctx)
-            assert clean.status_code < 300, clean.text
-            operations = list(injector.ops)
-            clean_change = delta(before, await snapshot(backend))
+            recorded = await record_clean_run(api, injector, endpoint, backend)
+            operations, clean_change = recorded.operations, recorded.change
 
             outcomes: dict[str, int] = {}
             for number, operation in enumerate(operations, 1):

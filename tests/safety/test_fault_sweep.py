@@ -34,6 +34,7 @@ from tests.safety.state import (
     assert_service_works,
     delta,
     describe,
+    record_clean_run,
     snapshot,
 )
 
@@ -52,16 +53,10 @@ async def test_fault_sweep(endpoint: Endpoint, kind: str, pg_server: PgServer | 
             Injector(api.database.engine, backend) as injector,
         ):
             # Recording pass: the operations of a clean run and the change it makes.
-            user = new_user()
-            ctx = await endpoint.setup(api, user)
-            before = await snapshot(backend)
-            with injector.scope():
-                clean = await endpoint.call(api, user, ctx)
-            assert clean.status_code < 300, clean.text
-            operations = list(injector.ops)
+            recorded = await record_clean_run(api, injector, endpoint, backend)
+            clean, operations, clean_change = recorded.response, recorded.operations, recorded.change
             # The COMMIT of the unit that writes (auto-rename reads in a unit of its own first).
             last_commit = max((n for n, op in enumerate(operations, 1) if op == COMMIT), default=0)
-            clean_change = delta(before, await snapshot(backend))
             assert clean_change.empty != endpoint.writes, describe(clean_change)
 
             replays = 0
