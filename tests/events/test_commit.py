@@ -27,7 +27,9 @@ async def _recorded_types(served: Served, user: str) -> list[str]:
 
 
 async def test_a_write_whose_commit_fails_sends_no_event(served: Served) -> None:
-    """The COMMIT itself raises, in the driver path (SQLAlchemy's commit event), on both databases."""
+    """The COMMIT itself raises, in the driver path (SQLAlchemy's commit event), on both databases. (A create
+    with messages: one without is a single statement, which PostgreSQL commits without a COMMIT; the
+    deferred-constraint test below fails that kind at its commit.)"""
     user = new_user()
     failing = {"on": False}
 
@@ -43,7 +45,8 @@ async def test_a_write_whose_commit_fails_sends_no_event(served: Served) -> None
             assert keep_alive is not None and keep_alive.comment == "keep-alive"
             failing["on"] = True
             try:
-                failed = await served.request("POST", "/api/threads", user=user, json={"title": "lost"})
+                body = {"title": "lost", "messages": [{"content": "hello"}]}
+                failed = await served.request("POST", "/api/threads", user=user, json=body)
             finally:
                 failing["on"] = False
             assert failed.status_code >= 500
@@ -64,18 +67,33 @@ async def served_with_commit_trigger(pg_server: PgServer | None, tmp_path: Path)
             yield served
 
 
-async def test_a_deferred_constraint_failing_at_commit_sends_no_event(served_with_commit_trigger: Served) -> None:
-    """PostgreSQL: the server refuses the COMMIT (a deferred constraint trigger) after the event row was
-    written in the same transaction."""
+@pytest.mark.parametrize(
+    "write",
+    [
+        pytest.param(("POST", {"title": "fail-at-commit", "messages": [{"content": "hello"}]}), id="transaction"),
+        pytest.param(("POST", {"title": "fail-at-commit"}), id="single-statement-create"),
+        pytest.param(("PATCH", {"title": "fail-at-commit"}), id="single-statement-patch"),
+    ],
+)
+async def test_a_deferred_constraint_failing_at_commit_sends_no_event(
+    served_with_commit_trigger: Served, write: tuple[str, dict[str, Any]]
+) -> None:
+    """PostgreSQL: the server refuses the commit (a deferred constraint trigger) after the event row was
+    written in the same transaction: at COMMIT, or for a single-statement write at the end of its statement."""
     served = served_with_commit_trigger
     user = new_user()
+    method, body = write
+    target = await served.create_thread(user, title="target") if method == "PATCH" else None
     async with served.stream(user) as stream:
-        body = {"title": "fail-at-commit", "messages": [{"content": "hello"}]}
-        assert_problem(await served.request("POST", "/api/threads", user=user, json=body), 500)
+        if target is not None:
+            failed = await served.request("PATCH", f"/api/threads/{target['id']}", user=user, json=body)
+        else:
+            failed = await served.request("POST", "/api/threads", user=user, json=body)
+        assert_problem(failed, 500)
         kept = await served.create_thread(user, title="kept")
         first = await stream.event()
     assert first is not None and first.data == kept
-    assert await _recorded_types(served, user) == ["thread.created"]
+    assert await _recorded_types(served, user) == ["thread.created"] * (2 if target else 1)
 
 
 class _HeldEvent:

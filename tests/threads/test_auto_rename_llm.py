@@ -204,7 +204,14 @@ async def test_no_connection_or_transaction_is_held_while_the_llm_runs(
     async def look() -> None:
         seen["checked_out"] = checkouts.held_by_requests
         if api.backend.is_postgres:
-            seen["idle_in_transaction"] = await idle_in_transaction(api.backend)
+            # Event delivery commits its own short units in the background at any moment (here: publishing the
+            # create's event); one caught between its statements is gone milliseconds later, while a
+            # transaction of the request would last as long as this call, which waits for us.
+            for _ in range(40):
+                seen["idle_in_transaction"] = await idle_in_transaction(api.backend)
+                if not seen["idle_in_transaction"]:
+                    break
+                await asyncio.sleep(0.05)
 
     fake_llm.during_call = look
     created = await create_thread(messages=[{"content": LISBON}])

@@ -5,6 +5,13 @@ connection, one transaction, committed before the call returns (so before any re
 on any error or cancellation, and the connection always returned. Because the runner owns the whole unit,
 it can re-run it on a serialization failure or deadlock, and run after-commit hooks (event delivery) only
 once the commit has succeeded. `grep -rn "commit()\\|rollback()" src/` finds this file alone.
+
+A write whose change is one statement (`write(work, single_statement=True)`) runs on PostgreSQL without
+BEGIN and COMMIT: the server runs a lone statement as its own transaction, whole or not at all, and its reply
+comes after that transaction committed, so two round trips of three are saved with the same guarantee. Such
+work may read first, but it must make its one write conditional on what it read (a version check) and raise
+`StaleRead` when the write matched nothing; the runner then re-runs it as an ordinary transaction, in which
+the work locks what it reads (`Tx.autocommit` is False), so a contended row cannot starve it.
 """
 
 from __future__ import annotations
@@ -37,16 +44,23 @@ AfterCommit = Callable[[], Awaitable[None] | None]
 
 @dataclass
 class Tx:
-    """What a unit of work's code may use: the connection, the unit's clock, and after-commit hooks."""
+    """What a unit of work's code may use: the connection, the unit's clock, and after-commit hooks.
+
+    `autocommit`: each statement commits on its own (a single-statement write on PostgreSQL, see above)."""
 
     conn: AsyncConnection
     dialect: str
     now: datetime
+    autocommit: bool = False
     _after_commit: list[AfterCommit] = field(default_factory=list)
 
     def after_commit(self, hook: AfterCommit) -> None:
         """Run `hook` once this unit has committed; dropped if it rolls back or is retried."""
         self._after_commit.append(hook)
+
+
+class StaleRead(Exception):
+    """A conditional write matched nothing: what the unit read has changed since. The runner re-runs it."""
 
 
 class _Retry(Exception):
@@ -60,17 +74,18 @@ class Database:
         self.dialect = engine.dialect.name
         self.max_attempts = max_attempts
 
-    async def write(self, work: Callable[[Tx], Awaitable[T]]) -> T:
-        return await self._run(work, write=True)
+    async def write(self, work: Callable[[Tx], Awaitable[T]], *, single_statement: bool = False) -> T:
+        """`single_statement`: `work` changes the database with one statement, conditional on what it read."""
+        return await self._run(work, write=True, autocommit=single_statement and self.dialect == "postgresql")
 
     async def read(self, work: Callable[[Tx], Awaitable[T]]) -> T:
-        return await self._run(work, write=False)
+        return await self._run(work, write=False, autocommit=False)
 
-    async def _run(self, work: Callable[[Tx], Awaitable[T]], *, write: bool) -> T:
+    async def _run(self, work: Callable[[Tx], Awaitable[T]], *, write: bool, autocommit: bool) -> T:
         attempt = 1
         while True:
             try:
-                result, hooks = await self._attempt(work, write=write)
+                result, hooks = await self._attempt(work, write=write, autocommit=autocommit)
             except _Retry as retry:
                 if attempt >= self.max_attempts:
                     log.warning("giving up after %d attempts (%s)", attempt, retry.failure.value)
@@ -80,28 +95,38 @@ class Database:
                 # ten attempts stay within a few seconds.
                 await asyncio.sleep(random.uniform(0, min(_MAX_BACKOFF_SECONDS, 0.01 * 2**attempt)))
                 attempt += 1
+                autocommit = False  # run again under the row locks of a real transaction: no lost race twice
                 continue
             for hook in hooks:
                 await _run_hook(hook)
             return result
 
-    async def _attempt(self, work: Callable[[Tx], Awaitable[T]], *, write: bool) -> tuple[T, list[AfterCommit]]:
-        conn = await self._connect()
+    async def _attempt(
+        self, work: Callable[[Tx], Awaitable[T]], *, write: bool, autocommit: bool
+    ) -> tuple[T, list[AfterCommit]]:
+        conn = await self._connect(alive=autocommit)
         committing = False
         try:
             if write and self.dialect == "sqlite":
                 await conn.execution_options(**{WRITE_OPTION: True})
-            elif not write and self.dialect == "postgresql":
+            elif autocommit or (not write and self.dialect == "postgresql"):
                 # Reads need no BEGIN/COMMIT round trips; each statement sees committed data.
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.begin()
-            tx = Tx(conn=conn, dialect=self.dialect, now=datetime.now(UTC))
+            tx = Tx(conn=conn, dialect=self.dialect, now=datetime.now(UTC), autocommit=autocommit)
+            # In autocommit the write statement commits as it runs: from its start the outcome is the server's.
+            committing = autocommit
             result = await work(tx)
             committing = True
-            await conn.commit()
+            if not autocommit:
+                await conn.commit()
             metrics.COMMITS.inc()
             return result, tx._after_commit
         except BaseException as error:
+            if isinstance(error, DomainError | StaleRead) or (autocommit and _failed_reading(error)):
+                # Raised by our own code between statements, or by a statement that only reads: in
+                # autocommit nothing can have been committed, and the unit may run again.
+                committing = False
             if committing:
                 # After a failed or interrupted COMMIT nobody knows the connection's state (SQLAlchemy
                 # already considers the transaction over and would pool it unreset): discard it.
@@ -112,9 +137,12 @@ class Database:
         finally:
             await _close(conn)
 
-    async def _connect(self) -> AsyncConnection:
+    async def _connect(self, *, alive: bool = False) -> AsyncConnection:
         try:
-            return await self.engine.connect()
+            conn = await self.engine.connect()
+            if alive:
+                conn = await _alive(conn, self.engine)
+            return conn
         except sa_exc.TimeoutError:
             log.warning("connection pool exhausted (waited pool_timeout)")
             raise ServiceUnavailable("The service is at capacity; retry shortly.") from None
@@ -123,7 +151,31 @@ class Database:
             raise ServiceUnavailable() from None
 
 
+async def _alive(conn: AsyncConnection, engine: AsyncEngine) -> AsyncConnection:
+    """`conn`, or a fresh connection if the server already closed this one while it sat in the pool.
+
+    A unit in autocommit cannot be re-run after a lost connection (its write may have committed), so a
+    connection the driver already knows to be dead is swapped before the first statement. No round trip:
+    this reads the driver's state, which it updated when the server's goodbye arrived."""
+    while True:  # ends: each pass drops one dead pooled connection, and new ones are alive
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        if driver is None or not driver.is_closed():
+            return conn
+        await _invalidate(conn)
+        await _close(conn)
+        conn = await engine.connect()
+
+
+def _failed_reading(error: BaseException) -> bool:
+    # Our writes never start with SELECT (they are INSERT/UPDATE/DELETE, or WITH … for a write and its event).
+    statement = getattr(error, "statement", None) if isinstance(error, sa_exc.DBAPIError) else None
+    return isinstance(statement, str) and statement.lstrip()[:6].upper() == "SELECT"
+
+
 def _translate(error: BaseException, *, committing: bool) -> BaseException:
+    if isinstance(error, StaleRead):
+        return _Retry(Failure.RETRYABLE)
     if isinstance(error, DomainError | asyncio.CancelledError) or not isinstance(error, Exception):
         return error
     if isinstance(error, OSError | TimeoutError) and not isinstance(error, sa_exc.SQLAlchemyError):

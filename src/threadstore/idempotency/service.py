@@ -54,9 +54,17 @@ async def write_once(
     request: IdempotentRequest | None,
     ttl_seconds: int,
     produce: Callable[[Tx], Awaitable[StoredResponse]],
+    *,
+    single_statement: bool = False,
 ) -> StoredResponse:
-    """Runs `produce` as one unit of work, or replays the stored response of an earlier run with this key."""
-    return await database.write(lambda tx: run_once(tx, user_id, request, ttl_seconds, lambda: produce(tx)))
+    """Runs `produce` as one unit of work, or replays the stored response of an earlier run with this key.
+
+    `single_statement`: `produce` writes with one statement; honoured only without a key, since recording the
+    key is a second write that must commit with it."""
+    return await database.write(
+        lambda tx: run_once(tx, user_id, request, ttl_seconds, lambda: produce(tx)),
+        single_statement=single_statement and request is None,
+    )
 
 
 async def run_once(

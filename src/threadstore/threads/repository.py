@@ -177,13 +177,38 @@ async def update_owned(
 def _update_statement(columns: tuple[str, ...], check_version: bool) -> Update:
     # Built once per set of changed columns: building a fresh UPDATE per request and generating its cache key
     # took ~9% of a PATCH's server CPU (docs/performance.md).
+    return _update(columns, check_version).returning(*COLUMNS)
+
+
+def _update(columns: tuple[str, ...], check_version: bool) -> Update:
     stmt = update(threads).where(threads.c.id == _P_ID, threads.c.user_id == _P_USER)
     if check_version:
         stmt = stmt.where(threads.c.version == bindparam("p_version"))
     changes: dict[str, Any] = {name: bindparam(f"v_{name}", type_=threads.c[name].type) for name in columns}
     changes["version"] = threads.c.version + 1
     changes["updated_at"] = case((threads.c.updated_at > _P_NOW, threads.c.updated_at), else_=_P_NOW)
-    return stmt.values(changes).returning(*COLUMNS)
+    return stmt.values(changes)
+
+
+async def update_if_version(
+    tx: Tx, user_id: str, thread_id: str, values: dict[str, Any], version: int, *, event: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Applies `values` as one change (version + 1) only if the thread is still at `version` (a compare-and-
+    set, safe without a lock between the read and this write) and records `event`, the new thread as the API
+    shows it, as `thread.updated`. Returns the stored metadata, or None if nothing matched."""
+    if not storable(user_id, thread_id):
+        return None
+    params = {"p_id": thread_id, "p_user": user_id, "p_now": tx.now, "p_version": version}
+    params |= {f"v_{k}": v for k, v in values.items()}
+    statement = _update_with_event(tuple(sorted(values)))
+    around = outbox.splice(event, "metadata")
+    row = await statement.execute(tx, params, user_id, outbox.THREAD_UPDATED, around)
+    return None if row is None else dict(row[0])
+
+
+@lru_cache(maxsize=64)
+def _update_with_event(columns: tuple[str, ...]) -> outbox.UpdateWithEvent:
+    return outbox.UpdateWithEvent(_update(columns, check_version=True).returning(threads.c.metadata))
 
 
 async def archive_if_active(tx: Tx, user_id: str, thread_id: str) -> Row | None:

@@ -39,9 +39,10 @@ async def create_thread(
         location = f"/api/threads/{thread['id']}"
         return StoredResponse(201, json_bytes(thread), {"Location": location, "ETag": etag(thread["version"])})
 
-    return stored_response(
-        await idempotency.write_once(database, user_id, keyed, settings.idempotency_ttl_seconds, create)
-    )
+    # Without initial messages the thread and its event are one INSERT: one statement, no transaction needed.
+    single = not body.messages
+    ttl = settings.idempotency_ttl_seconds
+    return stored_response(await idempotency.write_once(database, user_id, keyed, ttl, create, single_statement=single))
 
 
 @router.get("", response_model=ThreadList, operation_id="list_threads")
@@ -104,7 +105,9 @@ async def update_thread(
     if version is None and settings.require_if_match:
         raise PreconditionRequired("This server requires If-Match on updates.")
     expected = None if version == ANY else version
-    thread = await database.write(lambda tx: service.patch(tx, user_id, thread_id, body, expected, limits))
+    thread = await database.write(
+        lambda tx: service.patch(tx, user_id, thread_id, body, expected, limits), single_statement=True
+    )
     return thread_response(thread)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from threadstore import cursors
-from threadstore.db.unit_of_work import Tx
+from threadstore.db.unit_of_work import StaleRead, Tx
 from threadstore.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
 from threadstore.events import outbox
 from threadstore.ids import new_id
@@ -118,9 +118,10 @@ async def patch(
         )
     if "status" in fields and body.status is None:
         raise Unprocessable("status cannot be null.", errors=[{"loc": ["body", "status"], "msg": "must be a string"}])
-    # The row lock makes the merge of metadata and the If-Match check one atomic step: concurrent
-    # patches queue here instead of overwriting each other's keys.
-    row = await repository.get_owned(tx, user_id, thread_id, for_update=True)
+    # Read, decide, then write only if the thread is still at the version read (a compare-and-set): a
+    # concurrent change makes the write match nothing and the unit runs again, then under a row lock
+    # (`tx.autocommit` False), so concurrent patches never overwrite each other's keys.
+    row = await repository.get_owned(tx, user_id, thread_id, for_update=not tx.autocommit)
     if row is None:
         raise not_found()
     if if_match is not None and if_match != row["version"]:
@@ -144,12 +145,15 @@ async def patch(
         changes["archived_at"] = tx.now if new_status == "archived" else None
     if not changes:
         return thread_json(row)
-    updated = await repository.update_owned(tx, user_id, thread_id, changes)
-    if updated is None:  # cannot happen under the row lock; kept so a schema change fails loudly
-        raise not_found()
-    thread = thread_json(updated)
-    await outbox.record(tx, user_id, outbox.THREAD_UPDATED, thread)
-    return thread
+    # The new row is known exactly: the version check guarantees the update applies to the row read. Only
+    # metadata is taken back from the database, which normalizes JSON as it stores it.
+    thread = thread_json(
+        {**row, **changes, "version": row["version"] + 1, "updated_at": max(row["updated_at"], tx.now)}
+    )
+    stored = await repository.update_if_version(tx, user_id, thread_id, changes, row["version"], event=thread)
+    if stored is None:
+        raise StaleRead()
+    return thread | {"metadata": stored}
 
 
 async def archive(tx: Tx, user_id: str, thread_id: str) -> dict[str, Any]:
