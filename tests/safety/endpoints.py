@@ -79,6 +79,15 @@ ENDPOINTS = [
         writes=True,
     ),
     Endpoint(
+        # Without messages: one statement, which PostgreSQL runs as its own transaction (no BEGIN/COMMIT).
+        "create_thread_bare",
+        _nothing,
+        lambda api, user, ctx: api.request(
+            "POST", "/api/threads", user=user, json={"title": "t", "metadata": {"a": 1}}
+        ),
+        writes=True,
+    ),
+    Endpoint(
         "create_thread_idempotent",
         _nothing,
         lambda api, user, ctx: api.request(
@@ -97,6 +106,13 @@ ENDPOINTS = [
             json={"title": "patched", "metadata": {"keep": None, "new": "v"}},
             headers={"If-Match": '"1"'},
         ),
+        writes=True,
+    ),
+    Endpoint(
+        # A nested merge: on PostgreSQL a read, then a compare-and-set UPDATE (the flat PATCH above is one).
+        "patch_thread_nested",
+        _plain_thread,
+        lambda api, user, ctx: api.request("PATCH", _url(ctx), user=user, json={"metadata": {"n": {"a": 1}}}),
         writes=True,
     ),
     Endpoint("archive_thread", _plain_thread, lambda api, user, ctx: api.request("DELETE", _url(ctx), user=user), True),

@@ -99,6 +99,20 @@ class UpdateWithEvent:
         return row
 
 
+def insert_from_sql(source: str, data: str) -> str:
+    """SQL recording one event per row of `source` (a CTE of the same statement), its data the SQL expression
+    `data` over that row; binds :e_user_id, :e_type, :e_created_at. The caller wakes the publisher
+    (`wake_after_commit`) when a row came back."""
+    return (
+        "INSERT INTO events (user_id, type, data, created_at)"
+        f" SELECT :e_user_id, :e_type, {data}, :e_created_at FROM {source}"
+    )
+
+
+def event_params(tx: Tx, user_id: str, event_type: str) -> dict[str, Any]:
+    return {"e_user_id": user_id, "e_type": event_type, "e_created_at": tx.now}
+
+
 def splice(data: dict[str, Any], key: str) -> tuple[str, str]:
     """The JSON text of `data` before and after the value of `key`: head + value's JSON + tail is `data`."""
     keys = list(data)

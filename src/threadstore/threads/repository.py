@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    Integer,
     Select,
+    TextualSelect,
     Update,
     and_,
     bindparam,
@@ -21,6 +23,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    text,
     tuple_,
     update,
 )
@@ -29,6 +32,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from threadstore.db.tables import UtcDateTime, threads
 from threadstore.db.unit_of_work import Tx
 from threadstore.events import outbox
+from threadstore.events.publisher import wake_after_commit
+from threadstore.limits import Limits
 
 Row = Any  # a SQLAlchemy RowMapping: read-only, keyed by column name
 
@@ -209,6 +214,104 @@ async def update_if_version(
 @lru_cache(maxsize=64)
 def _update_with_event(columns: tuple[str, ...]) -> outbox.UpdateWithEvent:
     return outbox.UpdateWithEvent(_update(columns, check_version=True).returning(threads.c.metadata))
+
+
+async def merge_in_place(
+    tx: Tx,
+    user_id: str,
+    thread_id: str,
+    *,
+    title: tuple[str | None] | None,
+    metadata_patch: dict[str, Any] | None,
+    version: int | None,
+    limits: Limits,
+) -> Row | None:
+    """PostgreSQL: sets `title` (a 1-tuple, when given) and merges `metadata_patch`, a flat RFC 7396 patch (no
+    object values), in one UPDATE that also records the `thread.updated` event, if the thread is active, at
+    `version` (when given), really changes, and its merged metadata fits `limits`. Returns the new row, or
+    None when any of that fails: the caller then decides on the row (not found, stale, archived, no change,
+    too large). The merge reads the row the UPDATE locked, so concurrent patches cannot lose keys."""
+    if not storable(user_id, thread_id):
+        return None
+    params: dict[str, Any] = {"p_id": thread_id, "p_user": user_id, "p_now": tx.now}
+    if version is not None:
+        params["p_version"] = version
+    if title is not None:
+        params["p_title"] = title[0]
+    if metadata_patch is not None:
+        params["p_set"] = {key: value for key, value in metadata_patch.items() if value is not None}
+        params["p_remove"] = [key for key, value in metadata_patch.items() if value is None]
+        params |= {"p_max_keys": limits.metadata_keys, "p_max_key_chars": limits.metadata_key_chars}
+        params["p_max_bytes"] = limits.metadata_bytes
+    params |= outbox.event_params(tx, user_id, outbox.THREAD_UPDATED)
+    statement = _merge_statement(title is not None, metadata_patch is not None, version is not None)
+    row = (await tx.conn.execute(statement, params)).mappings().first()
+    if row is not None:
+        wake_after_commit(tx)
+    return row
+
+
+# The event's data is the thread as the API shows it (threads/schemas.py `thread_json`), built from the
+# updated row by the same statement: RFC 3339 UTC with milliseconds, like `timestamps.rfc3339`.
+_RFC3339 = """to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+_THREAD_JSON = (
+    "json_build_object('id', w.id, 'object', 'thread', 'title', w.title, 'metadata', w.metadata,"
+    " 'status', w.status, 'created_at', {created}, 'updated_at', {updated}, 'archived_at', {archived},"
+    " 'message_count', w.message_count, 'last_message_at', {last}, 'version', w.version)::text"
+).format(
+    created=_RFC3339.format("w.created_at"),
+    updated=_RFC3339.format("w.updated_at"),
+    archived=_RFC3339.format("w.archived_at"),
+    last=_RFC3339.format("w.last_message_at"),
+)
+# A flat merge patch with built-in operators: remove the keys set to null, then set the others.
+_MERGED = "((threads.metadata - CAST(:p_remove AS text[])) || :p_set)"
+# The limits of `Limits.metadata`, never looser: keys and key lengths exactly; the size as jsonb's text, which
+# is never shorter than the compact JSON the API measures (it adds a space after every ':' and ','; integers,
+# strings and escapes print alike; floats are kept off this path). A miss falls back to the exact check.
+_FITS = (
+    f"octet_length({_MERGED}::text) <= :p_max_bytes"
+    f" AND (SELECT count(*) <= :p_max_keys AND coalesce(bool_and(char_length(key) BETWEEN 1 AND :p_max_key_chars),"
+    f" true) FROM jsonb_object_keys({_MERGED}) AS key)"
+)
+
+
+@lru_cache(maxsize=8)
+def _merge_statement(set_title: bool, merge_metadata: bool, check_version: bool) -> TextualSelect:
+    sets, changed = [], []
+    if set_title:
+        sets.append("title = :p_title")
+        changed.append("threads.title IS DISTINCT FROM :p_title")
+    if merge_metadata:
+        sets.append(f"metadata = {_MERGED}")
+        changed.append(f"{_MERGED} IS DISTINCT FROM threads.metadata")
+    conditions = [
+        "threads.id = :p_id",
+        "threads.user_id = :p_user",
+        "threads.status = 'active'",
+        f"({' OR '.join(changed)})",
+    ]
+    if check_version:
+        conditions.append("threads.version = :p_version")
+    if merge_metadata:
+        conditions.append(_FITS)
+    columns = ", ".join(c.name for c in COLUMNS)
+    sql = (
+        f"WITH w AS (UPDATE threads SET {', '.join(sets)}, version = threads.version + 1,"
+        " updated_at = CASE WHEN threads.updated_at > :p_now THEN threads.updated_at ELSE :p_now END"
+        f" WHERE {' AND '.join(conditions)} RETURNING {columns}),"
+        f" e AS ({outbox.insert_from_sql('w', _THREAD_JSON)})"
+        f" SELECT {columns} FROM w"
+    )
+    binds: list[BindParameter[Any]] = [
+        bindparam("p_now", type_=UtcDateTime()),
+        bindparam("e_created_at", type_=UtcDateTime()),
+    ]
+    if check_version:
+        binds.append(bindparam("p_version", type_=Integer()))
+    if merge_metadata:
+        binds.append(bindparam("p_set", type_=JSONB()))
+    return text(sql).bindparams(*binds).columns(*COLUMNS)
 
 
 async def archive_if_active(tx: Tx, user_id: str, thread_id: str) -> Row | None:

@@ -118,6 +118,21 @@ async def patch(
         )
     if "status" in fields and body.status is None:
         raise Unprocessable("status cannot be null.", errors=[{"loc": ["body", "status"], "msg": "must be a string"}])
+    in_place = _in_place(body, limits) if tx.autocommit else None
+    if in_place is not None:
+        # The common PATCH (title and/or flat metadata of an active thread) as one UPDATE: merge, limits,
+        # version check and event on the database side. Anything it does not apply is decided below on the row.
+        row = await repository.merge_in_place(
+            tx,
+            user_id,
+            thread_id,
+            title=in_place.title,
+            metadata_patch=in_place.metadata,
+            version=if_match,
+            limits=limits,
+        )
+        if row is not None:
+            return thread_json(row)
     # Read, decide, then write only if the thread is still at the version read (a compare-and-set): a
     # concurrent change makes the write match nothing and the unit runs again, then under a row lock
     # (`tx.autocommit` False), so concurrent patches never overwrite each other's keys.
@@ -154,6 +169,44 @@ async def patch(
     if stored is None:
         raise StaleRead()
     return thread | {"metadata": stored}
+
+
+@dataclass(frozen=True)
+class _InPlace:
+    title: tuple[str | None] | None  # (new title,) when the PATCH sets one
+    metadata: dict[str, Any] | None
+
+
+def _in_place(body: ThreadPatch, limits: Limits) -> _InPlace | None:
+    """What a PATCH changes, if it can be applied as one UPDATE (`repository.merge_in_place`)."""
+    fields = body.model_fields_set
+    if "status" in fields or not fields & {"title", "metadata"}:
+        return None
+    title = None
+    if "title" in fields:
+        try:
+            title = (limits.title(body.title, ("body", "title")) if body.title is not None else None,)
+        except Unprocessable:
+            return None  # reported by the general path, after "not found", as always
+    # Nested objects merge recursively, in Python. Floats too: the database's size measure is a safe bound only
+    # for numbers it prints as they were sent.
+    nested = body.metadata is not None and any(isinstance(value, dict) for value in body.metadata.values())
+    if nested or _holds_float(body.metadata):
+        return None
+    return _InPlace(title=title, metadata=body.metadata if "metadata" in fields else None)
+
+
+def _holds_float(document: Any) -> bool:
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, float):
+            return True
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 async def archive(tx: Tx, user_id: str, thread_id: str) -> dict[str, Any]:
