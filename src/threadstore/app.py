@@ -125,4 +125,11 @@ def create_asgi_app(settings: Settings | None = None) -> ASGIApp:
     # the loop 40-65 ms each, most of the p99 (docs/performance.md). Not in create_app: tests build many.
     gc.collect()
     gc.freeze()
+    # A request's objects are freed by reference counting; the collector is for cycles, which are few here.
+    # At the default threshold (700) it ran ~70 times a second under load and took ~7% of the CPU for almost
+    # nothing found; at 20,000 it runs every few seconds (docs/performance.md; the soak shows memory flat).
+    gc.set_threshold(GC_THRESHOLD, 10, 10)
     return app
+
+
+GC_THRESHOLD = 20_000
