@@ -37,7 +37,7 @@ ENDPOINTS = [
         "patch metadata",
         "PATCH /api/threads/{id}",
         "same endpoint; the yardstick does a shallow `metadata || $1` in one UPDATE, threadstore an RFC 7396 "
-        "merge under a row lock plus its event row",
+        "merge (flat, as here: one UPDATE with limits, version check and its event row in the same statement)",
     ),
 ]
 BY_KEY = {e.key: e for e in ENDPOINTS}

@@ -4,19 +4,15 @@ decides every case the UPDATE does not apply (nested patches, floats, stale vers
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import event
 
 from tests.conftest import Api, Factory
-from tests.threads.helpers import assert_thread_response, recorded_events
+from tests.threads.helpers import assert_thread_response, recorded_events, statements
 from threadstore.errors import Unprocessable
 from threadstore.limits import Limits
 from threadstore.threads.merge_patch import merge_patch
@@ -25,24 +21,6 @@ pytestmark = pytest.mark.postgres_only
 
 URL = "/api/threads"
 SEED = 20261202
-
-
-@contextmanager
-def statements(api: Api) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        # Event delivery runs its own units in background tasks named event-…; only the request's count.
-        task = asyncio.current_task()
-        if task is None or not task.get_name().startswith("event-"):
-            seen.append(statement)
-
-    engine = api.database.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def test_a_flat_patch_is_one_statement_that_also_records_its_event(

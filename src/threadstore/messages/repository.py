@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from sqlalchemy import BindParameter, Select, bindparam, insert, select
+from sqlalchemy import BindParameter, Select, bindparam, insert, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 
-from threadstore.db.tables import messages, threads
+from threadstore.db.tables import UtcDateTime, messages, threads
 from threadstore.db.unit_of_work import Tx
 from threadstore.events import outbox
+from threadstore.events.publisher import wake_after_commit
+from threadstore.messages.schemas import message_json
 from threadstore.threads import repository as threads_repo
 
 Row = Any
@@ -31,6 +34,46 @@ _INSERT_WITH_EVENT = outbox.InsertWithEvent(messages)
 async def insert_message(tx: Tx, row: dict[str, Any], *, event: tuple[str, str, dict[str, Any]]) -> None:
     """Inserts the message and records its event (user id, type, data) in one statement where possible."""
     await _INSERT_WITH_EVENT.execute(tx, row, *event)
+
+
+async def append_in_place(tx: Tx, user_id: str, row: dict[str, Any], *, event_type: str) -> int | None:
+    """PostgreSQL: counts one more message on the owned, active thread (the seq), inserts `row` with that seq
+    and records its event, in one statement; returns the seq, or None if no active owned thread matched.
+
+    The thread's row lock taken by the UPDATE orders concurrent appends, as in `bump_for_append`; the
+    event's data is `message_json(row)` with the seq the statement hands out spliced in."""
+    if not threads_repo.storable(user_id, row["thread_id"]):
+        return None
+    head, tail = outbox.splice(message_json(row), "seq")
+    params = {f"m_{k}": v for k, v in row.items() if k != "seq"}
+    params |= {"p_user": user_id, "p_now": tx.now, "e_head": head, "e_tail": tail}
+    params |= outbox.event_params(tx, user_id, event_type)
+    seq: int | None = (await tx.conn.execute(_APPEND, params)).scalar_one_or_none()
+    if seq is not None:
+        wake_after_commit(tx)
+    return seq
+
+
+_APPEND = (
+    text(
+        "WITH b AS (UPDATE threads SET message_count = threads.message_count + 1, version = threads.version + 1,"
+        " updated_at = CASE WHEN threads.updated_at > :p_now THEN threads.updated_at ELSE :p_now END,"
+        " last_message_at = CASE WHEN threads.last_message_at > :p_now THEN threads.last_message_at ELSE :p_now END"
+        " WHERE threads.id = :m_thread_id AND threads.user_id = :p_user AND threads.status = 'active'"
+        " RETURNING threads.message_count AS seq),"
+        " m AS (INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at)"
+        " SELECT :m_id, :m_thread_id, b.seq, :m_role, :m_content, :m_metadata, :m_created_at FROM b),"
+        f" e AS ({outbox.insert_from_sql('b', 'CAST(:e_head AS text) || b.seq::text || :e_tail')})"
+        " SELECT seq FROM b"
+    )
+    .bindparams(
+        bindparam("p_now", type_=UtcDateTime()),
+        bindparam("m_created_at", type_=UtcDateTime()),
+        bindparam("e_created_at", type_=UtcDateTime()),
+        bindparam("m_metadata", type_=JSONB()),
+    )
+    .columns(messages.c.seq)
+)
 
 
 def _page_statement(order: Literal["asc", "desc"], after: bool) -> Select[Any]:

@@ -34,9 +34,8 @@ async def create_message(
         message = await service.append(tx, user_id, thread_id, body, limits)
         return StoredResponse(201, json_bytes(message))
 
-    return stored_response(
-        await idempotency.write_once(database, user_id, keyed, settings.idempotency_ttl_seconds, append)
-    )
+    ttl = settings.idempotency_ttl_seconds
+    return stored_response(await idempotency.write_once(database, user_id, keyed, ttl, append, single_statement=True))
 
 
 @router.get("", response_model=MessageList, operation_id="list_messages")

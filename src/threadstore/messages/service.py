@@ -19,26 +19,31 @@ from threadstore.threads.service import not_found
 async def append(tx: Tx, user_id: str, thread_id: str, body: MessageCreate, limits: Limits) -> dict[str, Any]:
     content = limits.content(body.content, ("body", "content"))
     metadata = limits.metadata(body.metadata, ("body", "metadata"))
-    # One atomic UPDATE hands out the seq and bumps counter, version and updated_at; the row lock it takes
-    # orders concurrent appends, so seqs are gapless and in commit order.
-    seq = await threads_repo.bump_for_append(tx, user_id, thread_id)
-    if seq is None:
-        status = await threads_repo.status_of(tx, user_id, thread_id)
-        if status is None:
-            raise not_found()
-        raise Conflict("The thread is archived; restore it before adding messages.")
     row = {
         "id": new_id("msg"),
         "thread_id": thread_id,
-        "seq": seq,
+        "seq": 0,  # handed out by the database below
         "role": body.role,
         "content": content,
         "metadata": metadata,
         "created_at": tx.now,
     }
-    message = message_json(row)
-    await repository.insert_message(tx, row, event=(user_id, outbox.MESSAGE_CREATED, message))
-    return message
+    # One atomic UPDATE hands out the seq and bumps counter, version and updated_at; the row lock it takes
+    # orders concurrent appends, so seqs are gapless and in commit order. In autocommit (PostgreSQL, no
+    # Idempotency-Key) the insert and its event are in that same statement.
+    if tx.autocommit:
+        seq = await repository.append_in_place(tx, user_id, row, event_type=outbox.MESSAGE_CREATED)
+    else:
+        seq = await threads_repo.bump_for_append(tx, user_id, thread_id)
+        if seq is not None:
+            event = (user_id, outbox.MESSAGE_CREATED, message_json(row | {"seq": seq}))
+            await repository.insert_message(tx, row | {"seq": seq}, event=event)
+    if seq is None:
+        status = await threads_repo.status_of(tx, user_id, thread_id)
+        if status is None:
+            raise not_found()
+        raise Conflict("The thread is archived; restore it before adding messages.")
+    return message_json(row | {"seq": seq})
 
 
 async def list_messages(
