@@ -142,13 +142,13 @@ class Injector:
 
     # -- hooks -------------------------------------------------------------------------------------------
 
-    def _do_execute(self, cursor: Any, statement: str, _parameters: Any, context: Any) -> bool:
-        return self._on_statement(cursor, statement, context)
+    def _do_execute(self, cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        return self._on_statement(cursor, statement, parameters, context)
 
     def _do_execute_no_params(self, cursor: Any, statement: str, context: Any) -> bool:
-        return self._on_statement(cursor, statement, context)
+        return self._on_statement(cursor, statement, (), context)
 
-    def _on_statement(self, cursor: Any, statement: str, context: Any) -> bool:
+    def _on_statement(self, cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
         if not self._count(statement, context.root_connection.connection):
             return False
         fairy = context.root_connection.connection
@@ -156,6 +156,13 @@ class Injector:
             self._cancel()
         elif self.flavour == DISCONNECT:
             self._lose(fairy)
+        elif self.flavour == ACK_LOST:
+            # A statement that commits as it completes (autocommit): it runs, then the connection is lost
+            # before the driver returns its reply.
+            cursor.execute(statement, parameters)
+            self._lose(fairy)
+            cursor.execute("SELECT 1")  # the driver notices the loss, as it would reading the reply
+            raise AssertionError("a lost connection still answered")
         elif self.backend.is_postgres:
             cursor.execute(PG_SERIALIZATION_SQL if self.flavour == SERIALIZATION else PG_FAULT_SQL)
             raise AssertionError("the injected statement did not fail")
@@ -234,9 +241,20 @@ def label(statement: str) -> str:
     return head if len(head) <= 60 else head[:60]
 
 
-def flavours_for(operation: str, backend: Backend, *, long: bool = False) -> list[str]:
-    """The fault flavours that apply to an operation (the long mode adds a retryable serialization failure)."""
-    flavours = [ERROR, DISCONNECT, ACK_LOST] if operation == COMMIT else [ERROR, DISCONNECT]
+def decisive_operation(operations: list[str], backend: Backend) -> int:
+    """The number of the operation at which a request's write commits: its last COMMIT, or for a unit
+    PostgreSQL runs as one autocommit statement (no COMMIT at all) that statement; 0 for a read."""
+    last_commit = max((n for n, op in enumerate(operations, 1) if op == COMMIT), default=0)
+    if last_commit or not backend.is_postgres:
+        return last_commit
+    writes = [n for n, op in enumerate(operations, 1) if not op.lstrip().upper().startswith("SELECT")]
+    return max(writes, default=0)
+
+
+def flavours_for(operation: str, backend: Backend, *, decisive: bool = False, long: bool = False) -> list[str]:
+    """The fault flavours that apply to an operation (the long mode adds a retryable serialization failure).
+    `decisive`: the operation commits the write (see `decisive_operation`), so its reply can be lost."""
+    flavours = [ERROR, DISCONNECT, ACK_LOST] if operation == COMMIT or decisive else [ERROR, DISCONNECT]
     if long and backend.is_postgres:
         flavours.append(SERIALIZATION)
     return flavours

@@ -26,7 +26,15 @@ import pytest
 from tests.conftest import fresh_database, make_settings, new_user, running_api
 from tests.pg_server import PgServer
 from tests.safety.endpoints import ENDPOINTS, LONG, Endpoint, has_events_endpoint
-from tests.safety.faults import ACK_LOST, COMMIT, Injector, flavours_for, install_commit_trigger, label
+from tests.safety.faults import (
+    ACK_LOST,
+    COMMIT,
+    Injector,
+    decisive_operation,
+    flavours_for,
+    install_commit_trigger,
+    label,
+)
 from tests.safety.report import record_sweep
 from tests.safety.state import (
     assert_clean_failure,
@@ -55,15 +63,17 @@ async def test_fault_sweep(endpoint: Endpoint, kind: str, pg_server: PgServer | 
             # Recording pass: the operations of a clean run and the change it makes.
             recorded = await record_clean_run(api, injector, endpoint, backend)
             clean, operations, clean_change = recorded.response, recorded.operations, recorded.change
-            # The COMMIT of the unit that writes (auto-rename reads in a unit of its own first).
-            last_commit = max((n for n, op in enumerate(operations, 1) if op == COMMIT), default=0)
+            # Where the writing unit commits: its COMMIT (auto-rename reads in a unit of its own first), or on
+            # PostgreSQL the one statement of a single-statement write.
+            last_commit = decisive_operation(operations, backend)
             assert clean_change.empty != endpoint.writes, describe(clean_change)
 
             replays = 0
             outcomes: dict[str, int] = {}
             for _ in range(ROUNDS):
                 for number, operation in enumerate(operations, 1):
-                    for flavour in flavours_for(operation, backend, long=LONG):
+                    decisive = number == last_commit
+                    for flavour in flavours_for(operation, backend, decisive=decisive, long=LONG):
                         user = new_user()
                         ctx = await endpoint.setup(api, user)
                         before = await snapshot(backend)
@@ -81,7 +91,7 @@ async def test_fault_sweep(endpoint: Endpoint, kind: str, pg_server: PgServer | 
                             assert_clean_failure(response)
                             if flavour == ACK_LOST and number == last_commit:
                                 assert change == clean_change, f"{where}: committed, yet {describe(change)}"
-                            elif operation == COMMIT:
+                            elif operation == COMMIT or decisive:
                                 assert change.empty or change == clean_change, f"{where}: {describe(change)}"
                             else:
                                 assert change.empty, f"{where}: a failed request left {describe(change)}"
