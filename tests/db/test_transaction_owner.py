@@ -90,7 +90,9 @@ async def test_update_whose_commit_fails_keeps_the_old_state(pg_only_api: Api) -
 
 
 async def test_commit_failure_raised_in_the_driver_path_is_a_clean_500(api: Api, user: str) -> None:
-    """On both backends: the COMMIT itself raises (SQLAlchemy's commit event, i.e. the real commit path)."""
+    """On both backends: the COMMIT itself raises (SQLAlchemy's commit event, i.e. the real commit path).
+
+    With an Idempotency-Key, since on PostgreSQL a bare append is one statement that sends no COMMIT."""
     thread = (await api.request("POST", "/api/threads", user=user, json={"title": "t"})).json()
     sync_engine = api.database.engine.sync_engine
 
@@ -100,7 +102,11 @@ async def test_commit_failure_raised_in_the_driver_path_is_a_clean_500(api: Api,
     event.listen(sync_engine, "commit", fail_commit)
     try:
         response = await api.request(
-            "POST", f"/api/threads/{thread['id']}/messages", user=user, json={"content": "lost?"}
+            "POST",
+            f"/api/threads/{thread['id']}/messages",
+            user=user,
+            json={"content": "lost?"},
+            headers={"Idempotency-Key": "commit-fails"},
         )
     finally:
         event.remove(sync_engine, "commit", fail_commit)
