@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-from tests.conftest import Api, new_user
+from tests.conftest import Api, Backend, new_user
 from tests.safety.faults import COMMIT, ERROR, Injector
 from tests.safety.state import assert_clean_failure, assert_nothing_held, assert_service_works, snapshot
 
@@ -22,6 +22,12 @@ def is_commit(op: str) -> bool:
 def writes(verb: str, table: str) -> Match:
     pattern = re.compile(rf"\b{verb}\s+(?:INTO\s+|FROM\s+)?{table}\b", re.IGNORECASE)
     return lambda op: bool(pattern.search(op))
+
+
+def makes_durable(backend: Backend, table: str = "threads") -> Match:
+    """Where a one-statement write commits: on PostgreSQL it is one autocommit statement (its UPDATE of
+    `table`), committed as it completes, so failing that statement is failing the commit; else the COMMIT."""
+    return writes("UPDATE", table) if backend.is_postgres else is_commit
 
 
 def reads(table: str) -> Match:

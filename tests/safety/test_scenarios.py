@@ -19,7 +19,7 @@ from tests.conftest import Api, Backend, Factory, make_settings, running_api
 from tests.safety.faults import COMMIT, DISCONNECT, ERROR, Injector
 from tests.safety.scenario_helpers import (
     assert_fails_cleanly,
-    is_commit,
+    makes_durable,
     op_number,
     reads,
     writes,
@@ -35,10 +35,7 @@ def patch(api: Api, user: str, thread: dict[str, Any], title: str) -> Any:
 
 async def test_update_when_commit_fails(api: Api, injector: Injector, user: str, create_thread: Factory) -> None:
     twin, target = await create_thread(title="twin"), await create_thread(title="target")
-    # On PostgreSQL a PATCH is one statement that is its own transaction (no COMMIT is sent): the server
-    # commits it as it completes, so failing that statement is failing the commit.
-    makes_durable = writes("UPDATE", "threads") if api.backend.is_postgres else is_commit
-    number = await op_number(injector, patch(api, user, twin, "renamed"), makes_durable)
+    number = await op_number(injector, patch(api, user, twin, "renamed"), makes_durable(api.backend))
     await assert_fails_cleanly(api, injector, patch(api, user, target, "renamed"), number)
     current = (await api.request("GET", f"/api/threads/{target['id']}", user=user)).json()
     assert (current["title"], current["version"]) == ("target", 1)
@@ -155,9 +152,7 @@ async def test_concurrent_requests_one_failing_one_succeeding(
     def append(thread: dict[str, Any]) -> Any:
         return lambda: api.request("POST", f"/api/threads/{thread['id']}/messages", user=user, json={"content": "c"})
 
-    # On PostgreSQL a bare append is one statement, committed as it completes (see the PATCH test above).
-    makes_durable = writes("UPDATE", "threads") if api.backend.is_postgres else is_commit
-    number = await op_number(injector, append(doomed), makes_durable)
+    number = await op_number(injector, append(doomed), makes_durable(api.backend))
     before = await snapshot(api.backend)
 
     async def failing() -> httpx.Response:

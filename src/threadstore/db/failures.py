@@ -51,6 +51,18 @@ def sqlstate(error: BaseException) -> str | None:
     return None
 
 
+def rejected_by_server(error: BaseException) -> bool:
+    """The server answered the statement with an error, so a statement that was its own transaction
+    (autocommit) rolled back whole and the connection is still sound.
+
+    Not so for a lost connection (no answer), the server going away (08xxx, 57Pxx), or a cancel request
+    (57014), which the server can act on between the commit and the reply."""
+    if not isinstance(error, sa_exc.DBAPIError) or error.connection_invalidated:
+        return False
+    code = sqlstate(error)
+    return code is not None and not code.startswith(("08", "57"))
+
+
 def classify(error: BaseException) -> Failure:
     if isinstance(error, sa_exc.TimeoutError):  # waited pool_timeout for a connection
         return Failure.UNAVAILABLE

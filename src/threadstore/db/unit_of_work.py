@@ -30,7 +30,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from threadstore import metrics
-from threadstore.db.failures import Failure, classify, sqlstate
+from threadstore.db.failures import Failure, classify, rejected_by_server
 from threadstore.errors import DomainError, InternalError, ServiceUnavailable
 
 log = logging.getLogger("threadstore.db")
@@ -124,7 +124,7 @@ class Database:
             return result, tx._after_commit
         except BaseException as error:
             if isinstance(error, DomainError | StaleRead) or (
-                autocommit and (_failed_reading(error) or _rejected_by_server(error))
+                autocommit and (_failed_reading(error) or rejected_by_server(error))
             ):
                 # Raised by our own code between statements, by a statement that only reads, or by the
                 # server rejecting the write: in autocommit nothing was committed, the connection is sound
@@ -174,17 +174,6 @@ def _failed_reading(error: BaseException) -> bool:
     # Our writes never start with SELECT (they are INSERT/UPDATE/DELETE, or WITH … for a write and its event).
     statement = getattr(error, "statement", None) if isinstance(error, sa_exc.DBAPIError) else None
     return isinstance(statement, str) and statement.lstrip()[:6].upper() == "SELECT"
-
-
-def _rejected_by_server(error: BaseException) -> bool:
-    """The server answered the statement with an error, so its implicit transaction rolled back whole.
-
-    Not so for a lost connection (no answer), the server going away (08xxx, 57Pxx), or a cancel request
-    (57014), which the server can act on between the commit and the reply."""
-    if not isinstance(error, sa_exc.DBAPIError) or error.connection_invalidated:
-        return False
-    code = sqlstate(error)
-    return code is not None and not code.startswith(("08", "57"))
 
 
 def _translate(error: BaseException, *, committing: bool) -> BaseException:
