@@ -19,6 +19,11 @@ ROLLBACKS = Counter("threadstore_db_rollbacks_total", "Units of work rolled back
 TRANSACTION_RETRIES = Counter(
     "threadstore_db_transaction_retries_total", "Units of work re-run after a serialization failure or deadlock"
 )
+POOL_WAITS = Histogram(
+    "threadstore_db_pool_wait_seconds",
+    "How long units of work that found every pooled connection in use waited for one",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
 POOL_CHECKED_OUT = Gauge("threadstore_db_pool_checked_out", "Database connections currently checked out")
 TITLE_SOURCES = Counter("threadstore_auto_rename_total", "Auto-rename titles by source", ["source"])
 

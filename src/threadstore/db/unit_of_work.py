@@ -30,6 +30,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from threadstore import metrics
+from threadstore.db.admission import Admission, NoTurn
 from threadstore.db.failures import Failure, classify, rejected_by_server
 from threadstore.errors import DomainError, InternalError, ServiceUnavailable
 
@@ -73,6 +74,7 @@ class Database:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.max_attempts = max_attempts
+        self._admission = Admission.for_engine(engine)
 
     async def write(self, work: Callable[[Tx], Awaitable[T]], *, single_statement: bool = False) -> T:
         """`single_statement`: `work` changes the database with one statement, conditional on what it read."""
@@ -102,6 +104,17 @@ class Database:
             return result
 
     async def _attempt(
+        self, work: Callable[[Tx], Awaitable[T]], *, write: bool, autocommit: bool
+    ) -> tuple[T, list[AfterCommit]]:
+        try:
+            # Connections are handed out in arrival order; the pool's own queue lets newcomers overtake.
+            async with self._admission.turn():
+                return await self._attempt_on_connection(work, write=write, autocommit=autocommit)
+        except NoTurn:
+            log.warning("connection pool exhausted (waited pool_timeout)")
+            raise ServiceUnavailable("The service is at capacity; retry shortly.") from None
+
+    async def _attempt_on_connection(
         self, work: Callable[[Tx], Awaitable[T]], *, write: bool, autocommit: bool
     ) -> tuple[T, list[AfterCommit]]:
         conn = await self._connect(alive=autocommit)
