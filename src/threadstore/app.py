@@ -17,7 +17,6 @@ from threadstore import logs, maintenance, metrics
 from threadstore.auth import TokenVerifier
 from threadstore.config import Settings, load_settings
 from threadstore.db import migrate
-from threadstore.db.engine import create_engine
 from threadstore.db.unit_of_work import Database
 from threadstore.errors import install_error_handlers
 from threadstore.events.delivery import EventDelivery
@@ -40,8 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings)
-        app.state.database = Database(engine, max_attempts=settings.max_transaction_attempts)
+        app.state.database = database = Database.open(settings)
+        engine = database.engine
         app.state.title_generator = build_title_generator(
             settings.llm_base_url,
             settings.llm_model,
@@ -121,13 +120,13 @@ def create_asgi_app(settings: Settings | None = None) -> ASGIApp:
     logs.configure(settings.log_level)
     app = RequestContextMiddleware(create_app(settings), max_body_bytes=settings.max_body_bytes)
     # What is built by now (modules, the app, its routes) lives as long as the process: frozen out of the
-    # collector's reach, full collections stop walking it. Under load they came every ~0.5 s and paused
-    # the loop 40-65 ms each, most of the p99 (docs/performance.md). Not in create_app: tests build many.
+    # collector's reach, full collections stop walking it; under load their pauses were most of the p99
+    # (docs/performance.md). Not in create_app: tests build many.
     gc.collect()
     gc.freeze()
     # A request's objects are freed by reference counting; the collector is for cycles, which are few here.
-    # At the default threshold (700) it ran ~70 times a second under load and took ~7% of the CPU for almost
-    # nothing found; at 20,000 it runs every few seconds (docs/performance.md; the soak shows memory flat).
+    # At the default threshold it ran many times a second under load for almost nothing found; at this one
+    # it runs every few seconds (docs/performance.md has the figures; the soak shows memory flat).
     gc.set_threshold(GC_THRESHOLD, 10, 10)
     return app
 

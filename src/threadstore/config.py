@@ -43,9 +43,9 @@ class Settings(BaseSettings):
     application_name: str = "threadstore"
     sqlite_busy_timeout_ms: int = Field(10_000, ge=0)
     isolation_level: Literal["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"] = "READ COMMITTED"
-    # 40 clients appending to one thread at SERIALIZABLE: every waiter on the row lock loses to each commit, so
-    # the last of them needs many rounds; 4 attempts left 53 of 843 such requests 503, 10 left none
-    # (tests/races, docs/safety.md). The capped backoff keeps the worst case near 4 s.
+    # Many clients appending to one thread at SERIALIZABLE: every waiter on the row lock loses to each commit,
+    # so the last of them needs many rounds (tests/races, docs/safety.md has the figures). The capped backoff
+    # bounds the worst case to a few seconds.
     max_transaction_attempts: int = Field(10, ge=1, le=20)
     # Off by default: a ping is one more round trip per request, and a connection found dead on first use
     # is invalidated and its unit of work re-run on a fresh one (it never reached COMMIT, so that is safe).

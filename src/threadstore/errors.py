@@ -48,6 +48,11 @@ class NotFound(DomainError):
     status, slug = 404, "not-found"
 
 
+def thread_not_found() -> NotFound:
+    # One message for "missing" and "someone else's": the two must be indistinguishable.
+    return NotFound("No thread with this id.")
+
+
 class Conflict(DomainError):
     status, slug = 409, "conflict"
 
@@ -58,14 +63,6 @@ class PreconditionFailed(DomainError):
 
 class PreconditionRequired(DomainError):
     status, slug = 428, "precondition-required"
-
-
-class PayloadTooLarge(DomainError):
-    status, slug = 413, "payload-too-large"
-
-
-class UnsupportedMediaType(DomainError):
-    status, slug = 415, "unsupported-media-type"
 
 
 class Unprocessable(DomainError):

@@ -5,41 +5,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from threadstore.db.unit_of_work import Database, Tx
 from threadstore.errors import DomainError
-from threadstore.events import repository as events_repo
-from threadstore.idempotency import repository as idempotency_repo
+from threadstore.events import service as events
+from threadstore.idempotency import service as idempotency
 
 log = logging.getLogger("threadstore.maintenance")
 
-BATCH = 1000
+A = TypeVar("A")
 
 
 async def prune_once(database: Database, ttl_seconds: int) -> int:
-    """One full pass: deletes every record older than the TTL, batch by batch. Returns how many."""
-    total = 0
-    while True:
-
-        async def prune(tx: Tx) -> int:
-            return await idempotency_repo.delete_expired(tx, tx.now - timedelta(seconds=ttl_seconds), BATCH)
-
-        deleted = await database.write(prune)
-        total += deleted
-        if deleted < BATCH:
-            return total
+    """Deletes every idempotency record older than the TTL. Returns how many."""
+    return await _drain(database, idempotency.delete_expired, ttl_seconds, idempotency.PRUNE_BATCH)
 
 
 async def prune_events(database: Database, cutoff: datetime) -> int:
-    """Deletes published events older than `cutoff` (see events_repo.delete_expired_prefix). Returns how many."""
+    """Deletes published events older than `cutoff`, oldest first. Returns how many."""
+    return await _drain(database, events.delete_expired, cutoff, events.PRUNE_BATCH)
+
+
+async def _drain(database: Database, batch: Callable[[Tx, A], Awaitable[int]], arg: A, size: int) -> int:
     total = 0
     while True:
-        deleted = await database.write(lambda tx: events_repo.delete_expired_prefix(tx, cutoff, BATCH))
+        deleted = await database.write(batch, arg)
         total += deleted
-        if deleted < BATCH:
+        if deleted < size:
             return total
 
 

@@ -87,5 +87,5 @@ async def test_message_pages_are_index_range_scans_at_any_depth(seeded: str, ord
 
 
 async def test_single_thread_read_is_a_primary_key_lookup(seeded: str) -> None:
-    plan = await _plan(seeded, threads_repo._SELECT_OWNED, {"p_id": "thr_00000007", "p_user": "user_7"})
+    plan = await _plan(seeded, threads_repo._SELECT, {"p_id": "thr_00000007", "p_user": "user_7"})
     _assert_single_range_scan(plan, "pk_threads")

@@ -280,18 +280,23 @@ def test_no_module_closes_connections_itself() -> None:
     assert offenders == []
 
 
-async def test_after_commit_hooks_run_only_once_the_unit_committed(api: Api) -> None:
-    """The mechanism side effects (event delivery) hang on: never for a unit that rolled back."""
+async def test_event_delivery_is_woken_only_once_a_unit_that_recorded_events_committed(api: Api) -> None:
+    """Side effects follow the commit: never for a unit that rolled back, nor for one that recorded nothing."""
     ran: list[str] = []
+    api.database.on_events_committed = lambda: ran.append("woken")
 
     async def committed(tx: Any) -> None:
-        tx.after_commit(lambda: ran.append("committed"))
+        tx.wrote_events = True
+
+    async def recorded_nothing(tx: Any) -> None:
+        pass
 
     async def failed(tx: Any) -> None:
-        tx.after_commit(lambda: ran.append("failed"))
+        tx.wrote_events = True
         raise NotFound("no")
 
     await api.database.write(committed)
+    await api.database.write(recorded_nothing)
     with pytest.raises(NotFound):
         await api.database.write(failed)
-    assert ran == ["committed"]
+    assert ran == ["woken"]

@@ -27,9 +27,9 @@ async def _recorded_types(served: Served, user: str) -> list[str]:
 
 
 async def test_a_write_whose_commit_fails_sends_no_event(served: Served) -> None:
-    """The COMMIT itself raises, in the driver path (SQLAlchemy's commit event), on both databases. (A create
-    with messages: one without is a single statement, which PostgreSQL commits without a COMMIT; the
-    deferred-constraint test below fails that kind at its commit.)"""
+    """The COMMIT itself raises, in the driver path (SQLAlchemy's commit event), on both databases. (A keyed
+    create, a transaction: without a key it is a single statement, which PostgreSQL commits without a COMMIT;
+    the deferred-constraint test below fails that kind at its commit.)"""
     user = new_user()
     failing = {"on": False}
 
@@ -46,7 +46,8 @@ async def test_a_write_whose_commit_fails_sends_no_event(served: Served) -> None
             failing["on"] = True
             try:
                 body = {"title": "lost", "messages": [{"content": "hello"}]}
-                failed = await served.request("POST", "/api/threads", user=user, json=body)
+                keyed = {"Idempotency-Key": "lost"}
+                failed = await served.request("POST", "/api/threads", user=user, json=body, headers=keyed)
             finally:
                 failing["on"] = False
             assert failed.status_code >= 500
@@ -70,25 +71,27 @@ async def served_with_commit_trigger(pg_server: PgServer | None, tmp_path: Path)
 @pytest.mark.parametrize(
     "write",
     [
-        pytest.param(("POST", {"title": "fail-at-commit", "messages": [{"content": "hello"}]}), id="transaction"),
-        pytest.param(("POST", {"title": "fail-at-commit"}), id="single-statement-create"),
-        pytest.param(("PATCH", {"title": "fail-at-commit"}), id="single-statement-patch"),
+        pytest.param(("POST", {"title": "fail-at-commit"}, {"Idempotency-Key": "k"}), id="transaction"),
+        pytest.param(
+            ("POST", {"title": "fail-at-commit", "messages": [{"content": "a"}]}, {}), id="one-statement-create"
+        ),
+        pytest.param(("PATCH", {"title": "fail-at-commit"}, {}), id="one-statement-patch"),
     ],
 )
 async def test_a_deferred_constraint_failing_at_commit_sends_no_event(
-    served_with_commit_trigger: Served, write: tuple[str, dict[str, Any]]
+    served_with_commit_trigger: Served, write: tuple[str, dict[str, Any], dict[str, str]]
 ) -> None:
     """PostgreSQL: the server refuses the commit (a deferred constraint trigger) after the event row was
     written in the same transaction: at COMMIT, or for a single-statement write at the end of its statement."""
     served = served_with_commit_trigger
     user = new_user()
-    method, body = write
+    method, body, headers = write
     target = await served.create_thread(user, title="target") if method == "PATCH" else None
     async with served.stream(user) as stream:
         if target is not None:
             failed = await served.request("PATCH", f"/api/threads/{target['id']}", user=user, json=body)
         else:
-            failed = await served.request("POST", "/api/threads", user=user, json=body)
+            failed = await served.request("POST", "/api/threads", user=user, json=body, headers=headers)
         assert_problem(failed, 500)
         kept = await served.create_thread(user, title="kept")
         first = await stream.event()

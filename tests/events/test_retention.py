@@ -15,7 +15,6 @@ from tests.conftest import Backend, fresh_database, make_settings, new_user, run
 from tests.http.problems import assert_problem
 from tests.pg_server import PgServer
 from threadstore import maintenance
-from threadstore.db.engine import create_engine
 from threadstore.db.tables import events
 from threadstore.db.unit_of_work import Database
 from threadstore.events import repository
@@ -45,12 +44,12 @@ async def _positions(database: Database) -> list[int | None]:
 
 async def test_pruning_deletes_only_an_old_published_prefix(own_database: Backend, tmp_path: Path) -> None:
     settings = make_settings(own_database, tmp_path)
-    database = Database(create_engine(settings))
+    database = Database.open(settings)
     try:
         user = new_user()
         await _insert(database, user, OLD, 3)
         await _insert(database, user, datetime.now(UTC), 2)
-        await database.write(lambda tx: repository.publish(tx, 1000))
+        await database.write(repository.publish, 1000)
         await _insert(database, user, OLD)  # committed, not yet published
         cutoff = datetime.now(UTC) - timedelta(days=7)
 
@@ -63,7 +62,7 @@ async def test_pruning_deletes_only_an_old_published_prefix(own_database: Backen
         # unpublished one is never touched.
         assert await maintenance.prune_events(database, cutoff) == 1
         assert await _positions(database) == [5, None]
-        await database.write(lambda tx: repository.publish(tx, 1000))
+        await database.write(repository.publish, 1000)
         assert await _positions(database) == [5, 6]
     finally:
         await database.engine.dispose()

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from tests.conftest import Api, Factory
 from tests.http.problems import assert_problem, key_count, message_count, thread_count
 from threadstore.idempotency import service as idempotency
-from threadstore.idempotency.service import StoredResponse
+from threadstore.idempotency.schemas import StoredResponse
 from threadstore.threads import service as threads_service
 from threadstore.threads.schemas import ThreadCreate
 
@@ -88,7 +88,8 @@ class TestUnderRepeatableRead:
         twin_committed = asyncio.Event()
         attempts = 0
         body = ThreadCreate(title="x")
-        keyed = idempotency.parse_key("rr-key", "POST", "/api/threads", body)
+        keyed = idempotency.parse_key("rr-key", user, "POST", "/api/threads", body)
+        assert keyed is not None
 
         async def late_request(tx: Any) -> StoredResponse:
             nonlocal attempts
@@ -96,11 +97,10 @@ class TestUnderRepeatableRead:
             await tx.conn.execute(text("SELECT 1"))  # the snapshot is taken here, before the twin commits
             await twin_committed.wait()
 
-            async def create() -> StoredResponse:
-                thread = await threads_service.create(tx, user, body, api.app.state.limits)
-                return StoredResponse(201, orjson.dumps(thread))
+            def create() -> Any:
+                return threads_service.create(tx, user, body, api.app.state.limits)
 
-            return await idempotency.run_once(tx, user, keyed, 3600, create)
+            return await idempotency.run_once(tx, keyed, 3600, create, lambda t: StoredResponse(201, orjson.dumps(t)))
 
         late = asyncio.create_task(api.database.write(late_request))
         await asyncio.sleep(0.1)

@@ -12,6 +12,7 @@ from tests.conftest import Api
 from tests.http.problems import key_count
 from tests.idempotency.test_expiry import age_key
 from threadstore import maintenance
+from threadstore.idempotency import service as idempotency
 
 TTL = 3600
 
@@ -25,7 +26,7 @@ async def _keyed_creates(api: Api, user: str, keys: list[str]) -> None:
 async def test_a_pass_deletes_expired_records_and_keeps_live_ones(
     api: Api, user: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(maintenance, "BATCH", 2)  # several batches, each its own unit of work
+    monkeypatch.setattr(idempotency, "PRUNE_BATCH", 2)  # several batches, each its own unit of work
     await _keyed_creates(api, user, ["a", "b", "c", "d", "e", "live"])
     for key in ["a", "b", "c", "d", "e"]:
         await age_key(api, user, key, TTL + 60)

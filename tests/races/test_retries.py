@@ -44,6 +44,13 @@ def sqlstates(api: Api) -> Iterator[list[str]]:
     event.remove(engine, "handle_error", record)
 
 
+def woken(database: Database) -> list[str]:
+    """Records each wake of event delivery by `database` (after a commit of a unit that recorded events)."""
+    wakes: list[str] = []
+    database.on_events_committed = lambda: wakes.append("woken")
+    return wakes
+
+
 async def lock(tx: Tx, thread_id: str) -> None:
     await tx.conn.execute(text("SELECT id FROM threads WHERE id = :id FOR UPDATE"), {"id": thread_id})
 
@@ -60,13 +67,13 @@ async def test_a_deadlock_is_rerun_whole_and_hooks_run_once(
     a, b = (await create_thread())["id"], (await create_thread())["id"]
     holds = {"one": asyncio.Event(), "two": asyncio.Event()}
     attempts: Counter[str] = Counter()
-    hooks: Counter[str] = Counter()
+    wakes = woken(api.database)
     before = retries()
 
     def unit(name: str, first: str, second: str, other: str) -> Any:
         async def work(tx: Tx) -> None:
             attempts[name] += 1
-            tx.after_commit(lambda: hooks.update([name]))
+            tx.wrote_events = True
             await lock(tx, first)
             holds[name].set()
             await holds[other].wait()  # both hold one row and want the other's: a certain deadlock
@@ -86,7 +93,7 @@ async def test_a_deadlock_is_rerun_whole_and_hooks_run_once(
     )
     assert "40P01" in sqlstates
     assert sorted(attempts.values()) == [1, 2], attempts  # the victim ran twice, the survivor once
-    assert hooks == {"one": 1, "two": 1}, hooks  # never for the rolled-back attempt
+    assert wakes == ["woken"] * 2, wakes  # once per committed unit, never for the rolled-back attempt
     assert retries() - before == 1
     # Each unit's update applied exactly once: nothing of the rolled-back attempt remains.
     assert await version_of(api, a) == 3 and await version_of(api, b) == 3
@@ -103,12 +110,12 @@ class TestSerializable:
         a = (await create_thread())["id"]
         snapshot_taken, other_committed = asyncio.Event(), asyncio.Event()
         attempts: Counter[str] = Counter()
-        hooks: Counter[str] = Counter()
+        wakes = woken(api.database)
         before = retries()
 
         async def late(tx: Tx) -> None:
             attempts["late"] += 1
-            tx.after_commit(lambda: hooks.update(["late"]))
+            tx.wrote_events = True
             await tx.conn.execute(text("SELECT version FROM threads WHERE id = :id"), {"id": a})  # the snapshot
             snapshot_taken.set()
             await other_committed.wait()
@@ -117,7 +124,7 @@ class TestSerializable:
 
         async def early(tx: Tx) -> None:
             attempts["early"] += 1
-            tx.after_commit(lambda: hooks.update(["early"]))
+            tx.wrote_events = True
             await tx.conn.execute(text("UPDATE threads SET version = version + 1 WHERE id = :id"), {"id": a})
 
         async def then_early() -> None:
@@ -128,32 +135,27 @@ class TestSerializable:
         await asyncio.wait_for(asyncio.gather(api.database.write(late), then_early()), timeout=30)
         assert "40001" in sqlstates
         assert attempts == {"late": 2, "early": 1}, attempts
-        assert hooks == {"late": 1, "early": 1}, hooks
+        assert wakes == ["woken"] * 2, wakes
         assert retries() - before == 1
         assert await version_of(api, a) == 3
 
 
 async def test_attempts_are_bounded_and_exhaustion_is_503_without_side_effects(api: Api) -> None:
-    """A unit that fails with 40001 every time is tried max_attempts times, then answers 503; no hook runs."""
+    """A unit that fails with 40001 every time is tried max_attempts times, then answers 503; nothing is woken."""
     database = Database(api.database.engine, max_attempts=3)
+    wakes = woken(database)
     attempts = 0
-    hooks = 0
     before = retries()
 
     async def always_conflicts(tx: Tx) -> None:
         nonlocal attempts
         attempts += 1
-
-        def hook() -> None:
-            nonlocal hooks
-            hooks += 1
-
-        tx.after_commit(hook)
+        tx.wrote_events = True
         await tx.conn.execute(text("DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$"))
 
     with pytest.raises(ServiceUnavailable):
         await database.write(always_conflicts)
-    assert attempts == 3 and hooks == 0
+    assert attempts == 3 and wakes == []
     assert retries() - before == 2
 
 

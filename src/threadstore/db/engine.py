@@ -11,17 +11,22 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from threadstore.config import Settings
-from threadstore.db.unit_of_work import WRITE_OPTION, RollbackOnCloseConnection
+
+# Execution option set on write units; the SQLite engine's "begin" hook then takes the write lock up front.
+WRITE_OPTION = "threadstore_write"
 
 
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(
+    settings: Settings, *, sqlite_connection: type[sqlite3.Connection] = sqlite3.Connection
+) -> AsyncEngine:
+    """`sqlite_connection`: the DBAPI connection class of a SQLite engine (the unit of work passes its own)."""
     url = make_url(settings.resolved_database_url)
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(settings, url.render_as_string(hide_password=False))
+        return _sqlite_engine(settings, url.render_as_string(hide_password=False), sqlite_connection)
     return _postgres_engine(settings, url.render_as_string(hide_password=False))
 
 
@@ -52,7 +57,7 @@ def _postgres_engine(settings: Settings, url: str) -> AsyncEngine:
     )
 
 
-def _sqlite_engine(settings: Settings, url: str) -> AsyncEngine:
+def _sqlite_engine(settings: Settings, url: str, connection: type[sqlite3.Connection]) -> AsyncEngine:
     engine = create_async_engine(
         url,
         pool_size=settings.pool_size,
@@ -60,7 +65,7 @@ def _sqlite_engine(settings: Settings, url: str) -> AsyncEngine:
         pool_timeout=settings.pool_timeout,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
-        connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000, "factory": RollbackOnCloseConnection},
+        connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000, "factory": connection},
     )
     busy_timeout = settings.sqlite_busy_timeout_ms
 
@@ -90,6 +95,3 @@ def _sqlite_engine(settings: Settings, url: str) -> AsyncEngine:
 def _casefold(value: str | None) -> str | None:
     # SQLite's lower() folds ASCII only; titles are any language.
     return value.casefold() if isinstance(value, str) else value
-
-
-SQLITE_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error,)

@@ -1,6 +1,7 @@
-"""Classifies database and driver exceptions into the few kinds the service acts on.
+"""Classifies database and driver exceptions into the few kinds the unit of work acts on.
 
-This is the only place that looks inside driver errors; everything above it sees domain errors.
+This is the only place that looks inside driver errors and the only place that says which failures are
+worth running a unit of work again for; everything above the unit of work sees domain errors.
 """
 
 from __future__ import annotations
@@ -12,10 +13,15 @@ from sqlalchemy import exc as sa_exc
 
 
 class Failure(enum.Enum):
-    RETRYABLE = "retryable"  # serialization failure or deadlock: re-run the whole unit of work
+    RETRYABLE = "retryable"  # the unit lost a race (serialization, deadlock, stale read): run it again whole
     UNAVAILABLE = "unavailable"  # cannot reach or hold the database (down, pool timeout, lock timeout)
-    DISCONNECTED = "disconnected"  # the connection died under us
+    DISCONNECTED = "disconnected"  # the connection died under us: run again only if nothing can have committed
     INTERNAL = "internal"  # anything else: a bug or an unexpected constraint
+
+
+class Stale(Exception):
+    """A compare-and-set write matched nothing: the row changed after the unit read it. Raised by repositories;
+    the unit of work runs the unit again, which then reads the new row."""
 
 
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
@@ -64,6 +70,8 @@ def rejected_by_server(error: BaseException) -> bool:
 
 
 def classify(error: BaseException) -> Failure:
+    if isinstance(error, Stale):
+        return Failure.RETRYABLE
     if isinstance(error, sa_exc.TimeoutError):  # waited pool_timeout for a connection
         return Failure.UNAVAILABLE
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -135,4 +134,7 @@ events = Table(
     sqlite_autoincrement=True,
 )
 
-Row = dict[str, Any]
+
+def storable(*values: str) -> bool:
+    """False when a value holds NUL: PostgreSQL text cannot, so no row matches it, and binding it is an error."""
+    return all("\x00" not in value for value in values)

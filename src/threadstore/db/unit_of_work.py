@@ -1,72 +1,96 @@
 """The transaction owner: the only module that begins, commits, rolls back or closes.
 
-Every request's database work runs as `await database.write(work)` or `await database.read(work)`: one
-connection, one transaction, committed before the call returns (so before any response is sent), rolled back
-on any error or cancellation, and the connection always returned. Because the runner owns the whole unit,
-it can re-run it on a serialization failure or deadlock, and run after-commit hooks (event delivery) only
-once the commit has succeeded. `grep -rn "commit()\\|rollback()" src/` finds this file alone.
+Every unit of work runs as `await database.write(work, *args)` or `await database.read(work, *args)`, which
+calls `work(tx, *args)` on one connection and commits before it returns (so before any response is sent),
+rolls back on any error or cancellation, and always returns the connection. Because the runner owns the
+whole unit, it can run it again when it lost a race, and wake event delivery only once the commit succeeded.
+`grep -rn "commit()\\|rollback()" src/` finds this file alone.
 
-A write whose change is one statement (`write(work, single_statement=True)`) runs on PostgreSQL without
-BEGIN and COMMIT: the server runs a lone statement as its own transaction, whole or not at all, and its reply
-comes after that transaction committed, so two round trips of three are saved with the same guarantee. Such
-work may read first, but it must make its one write conditional on what it read (a version check) and raise
-`StaleRead` when the write matched nothing; the runner then re-runs it as an ordinary transaction, in which
-the work locks what it reads (`Tx.autocommit` is False), so a contended row cannot starve it.
+How a unit runs is decided here, from what its work declares, never by its caller:
+- a read runs without BEGIN and COMMIT on PostgreSQL (each statement sees committed data);
+- a write declared `@one_write` changes the database with at most one statement, conditional on what it
+  read. On PostgreSQL it runs without BEGIN and COMMIT: the server runs a lone statement as its own
+  transaction, whole or not at all, and replies after it committed, so two round trips of three are saved
+  with the same guarantee. Run again after a lost race, it runs as a transaction, whose reads lock rows;
+- any other write runs as one transaction (on SQLite every write does, holding the write lock from BEGIN).
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import random
 import sqlite3
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import anyio
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from threadstore import metrics
+from threadstore.config import Settings
 from threadstore.db.admission import Admission, NoTurn
-from threadstore.db.failures import Failure, classify, rejected_by_server
+from threadstore.db.engine import WRITE_OPTION, create_engine
+from threadstore.db.failures import Failure, Stale, classify, rejected_by_server
 from threadstore.errors import DomainError, InternalError, ServiceUnavailable
 
 log = logging.getLogger("threadstore.db")
 
 T = TypeVar("T")
-# Execution option set on write units; the SQLite engine's "begin" hook then takes the write lock up front.
-WRITE_OPTION = "threadstore_write"
+P = ParamSpec("P")
 _MAX_BACKOFF_SECONDS = 1.0
-AfterCommit = Callable[[], Awaitable[None] | None]
+_ONE_WRITE = "__threadstore_one_write__"
 
 
 @dataclass
 class Tx:
-    """What a unit of work's code may use: the connection, the unit's clock, and after-commit hooks.
+    """What a unit of work's code may use: the connection, the unit's clock, and whether it is a transaction.
 
-    `autocommit`: each statement commits on its own (a single-statement write on PostgreSQL, see above)."""
+    `in_transaction` False: each statement commits on its own (a `one_write` unit on PostgreSQL), so a read
+    cannot lock what it reads; the unit's one write must be conditional on it instead.
+    `wrote_events`: set by the outbox; event delivery is woken after this unit commits."""
 
     conn: AsyncConnection
     dialect: str
     now: datetime
-    autocommit: bool = False
-    _after_commit: list[AfterCommit] = field(default_factory=list)
-
-    def after_commit(self, hook: AfterCommit) -> None:
-        """Run `hook` once this unit has committed; dropped if it rolls back or is retried."""
-        self._after_commit.append(hook)
+    in_transaction: bool = True
+    wrote_events: bool = False
 
 
-class StaleRead(Exception):
-    """A conditional write matched nothing: what the unit read has changed since. The runner re-runs it."""
+Work = Callable[Concatenate[Tx, P], Awaitable[T]]
 
 
-class _Retry(Exception):
-    def __init__(self, failure: Failure) -> None:
-        self.failure = failure
+def one_write(work: Callable[Concatenate[Tx, P], Awaitable[T]]) -> Callable[Concatenate[Tx, P], Awaitable[T]]:
+    """Declares that `work` changes the database with at most one statement, made conditional on everything it
+    read (a repository raises `Stale` when it matched nothing), and raises no error after that statement."""
+    setattr(work, _ONE_WRITE, True)
+    return work
+
+
+class Mode(enum.Enum):
+    READ = "read"  # PostgreSQL: no transaction
+    ONE_STATEMENT = "one statement"  # PostgreSQL: no transaction; the write statement commits as it runs
+    TRANSACTION = "transaction"
+
+
+class Stage(enum.Enum):
+    WORKING = "working"  # nothing has committed
+    COMMITTING = "committing"  # the commit is under way: whether it happened is the server's to say
+
+
+@dataclass(frozen=True)
+class Committed:
+    result: Any
+    wrote_events: bool
+
+
+@dataclass(frozen=True)
+class RunAgain:
+    failure: Failure
 
 
 class Database:
@@ -75,81 +99,80 @@ class Database:
         self.dialect = engine.dialect.name
         self.max_attempts = max_attempts
         self._admission = Admission.for_engine(engine)
+        # Set by event delivery: called after each commit of a unit that recorded events.
+        self.on_events_committed: Callable[[], None] | None = None
 
-    async def write(self, work: Callable[[Tx], Awaitable[T]], *, single_statement: bool = False) -> T:
-        """`single_statement`: `work` changes the database with one statement, conditional on what it read."""
-        return await self._run(work, write=True, autocommit=single_statement and self.dialect == "postgresql")
+    @classmethod
+    def open(cls, settings: Settings) -> Database:
+        engine = create_engine(settings, sqlite_connection=RollbackOnCloseConnection)
+        return cls(engine, max_attempts=settings.max_transaction_attempts)
 
-    async def read(self, work: Callable[[Tx], Awaitable[T]]) -> T:
-        return await self._run(work, write=False, autocommit=False)
+    async def write(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        one_statement = getattr(work, _ONE_WRITE, False) and self.dialect == "postgresql"
+        mode = Mode.ONE_STATEMENT if one_statement else Mode.TRANSACTION
+        return await self._run(lambda tx: work(tx, *args, **kwargs), mode)
 
-    async def _run(self, work: Callable[[Tx], Awaitable[T]], *, write: bool, autocommit: bool) -> T:
-        attempt = 1
-        while True:
-            try:
-                result, hooks = await self._attempt(work, write=write, autocommit=autocommit)
-            except _Retry as retry:
-                if attempt >= self.max_attempts:
-                    log.warning("giving up after %d attempts (%s)", attempt, retry.failure.value)
-                    raise ServiceUnavailable("The database is busy; retry shortly.") from None
+    async def read(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        mode = Mode.READ if self.dialect == "postgresql" else Mode.TRANSACTION
+        return await self._run(lambda tx: work(tx, *args, **kwargs), mode, write=False)
+
+    async def _run(self, work: Callable[[Tx], Awaitable[T]], mode: Mode, *, write: bool = True) -> T:
+        failure = Failure.RETRYABLE
+        for attempt in range(1, self.max_attempts + 1):
+            outcome = await self._attempt(work, mode, write=write)
+            if isinstance(outcome, Committed):
+                if outcome.wrote_events and self.on_events_committed is not None:
+                    self.on_events_committed()
+                result: T = outcome.result
+                return result
+            failure = outcome.failure
+            if attempt < self.max_attempts:
                 metrics.TRANSACTION_RETRIES.inc()
                 # Full jitter: concurrent losers of a deadlock must not collide again in lockstep. Capped so
                 # ten attempts stay within a few seconds.
                 await asyncio.sleep(random.uniform(0, min(_MAX_BACKOFF_SECONDS, 0.01 * 2**attempt)))
-                attempt += 1
-                autocommit = False  # run again under the row locks of a real transaction: no lost race twice
-                continue
-            for hook in hooks:
-                await _run_hook(hook)
-            return result
+            if mode is Mode.ONE_STATEMENT:
+                mode = Mode.TRANSACTION  # again under the row locks of a transaction: no race is lost twice
+        log.warning("giving up after %d attempts (%s)", self.max_attempts, failure.value)
+        raise ServiceUnavailable("The database is busy; retry shortly.")
 
-    async def _attempt(
-        self, work: Callable[[Tx], Awaitable[T]], *, write: bool, autocommit: bool
-    ) -> tuple[T, list[AfterCommit]]:
+    async def _attempt(self, work: Callable[[Tx], Awaitable[Any]], mode: Mode, *, write: bool) -> Committed | RunAgain:
         try:
             # Connections are handed out in arrival order; the pool's own queue lets newcomers overtake.
             async with self._admission.turn():
-                return await self._attempt_on_connection(work, write=write, autocommit=autocommit)
+                return await self._attempt_on_connection(work, mode, write=write)
         except NoTurn:
             log.warning("connection pool exhausted (waited pool_timeout)")
             raise ServiceUnavailable("The service is at capacity; retry shortly.") from None
 
     async def _attempt_on_connection(
-        self, work: Callable[[Tx], Awaitable[T]], *, write: bool, autocommit: bool
-    ) -> tuple[T, list[AfterCommit]]:
-        conn = await self._connect(alive=autocommit)
-        committing = False
+        self, work: Callable[[Tx], Awaitable[Any]], mode: Mode, *, write: bool
+    ) -> Committed | RunAgain:
+        conn = await self._connect(alive=mode is Mode.ONE_STATEMENT)
+        stage = Stage.WORKING
         try:
-            if write and self.dialect == "sqlite":
+            if mode is Mode.TRANSACTION and write and self.dialect == "sqlite":
                 await conn.execution_options(**{WRITE_OPTION: True})
-            elif autocommit or (not write and self.dialect == "postgresql"):
-                # Reads need no BEGIN/COMMIT round trips; each statement sees committed data.
+            elif mode is not Mode.TRANSACTION:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.begin()
-            tx = Tx(conn=conn, dialect=self.dialect, now=datetime.now(UTC), autocommit=autocommit)
-            # In autocommit the write statement commits as it runs: from its start the outcome is the server's.
-            committing = autocommit
+            tx = Tx(conn=conn, dialect=self.dialect, now=datetime.now(UTC), in_transaction=mode is Mode.TRANSACTION)
             result = await work(tx)
-            committing = True
-            if not autocommit:
+            stage = Stage.COMMITTING
+            if mode is Mode.TRANSACTION:
                 await conn.commit()
             metrics.COMMITS.inc()
-            return result, tx._after_commit
+            return Committed(result, tx.wrote_events)
         except BaseException as error:
-            if isinstance(error, DomainError | StaleRead) or (
-                autocommit and (_failed_reading(error) or rejected_by_server(error))
-            ):
-                # Raised by our own code between statements, by a statement that only reads, or by the
-                # server rejecting the write: in autocommit nothing was committed, the connection is sound
-                # (no need to drop it), and the unit may run again.
-                committing = False
-            if committing:
-                # After a failed or interrupted COMMIT nobody knows the connection's state (SQLAlchemy
+            if mode is Mode.ONE_STATEMENT and not _nothing_committed(error):
+                stage = Stage.COMMITTING  # the write statement may have run to its end
+            if stage is Stage.COMMITTING:
+                # After a failed or interrupted commit nobody knows the connection's state (SQLAlchemy
                 # already considers the transaction over and would pool it unreset): discard it.
                 await _discard(conn)
             else:
                 await _rollback(conn)
-            raise _translate(error, committing=committing) from _cause(error)
+            return _after_failure(error, stage)
         finally:
             await _close(conn)
 
@@ -167,11 +190,44 @@ class Database:
             raise ServiceUnavailable() from None
 
 
+def _nothing_committed(error: BaseException) -> bool:
+    """In a unit without a transaction: `error` proves its write did not commit. Our own code raises between
+    statements, and a statement the server answered with an error rolled back whole; a lost connection or a
+    cancellation may have come after the write committed."""
+    return isinstance(error, DomainError | Stale) or rejected_by_server(error)
+
+
+def _after_failure(error: BaseException, stage: Stage) -> RunAgain:
+    """`RunAgain` when the unit may safely run again; otherwise raises what the caller should see."""
+    if isinstance(error, DomainError) or not isinstance(error, Exception):
+        raise error  # the service's answer, or a cancellation: passed on as they are
+    if isinstance(error, OSError | TimeoutError) and not isinstance(error, sa_exc.SQLAlchemyError):
+        # A network failure the driver did not wrap: the database is unreachable, not a bug of ours.
+        log.warning("database connection failed: %s", type(error).__name__)
+        raise ServiceUnavailable() from None
+    if not isinstance(error, sa_exc.SQLAlchemyError | Stale):
+        raise error  # a bug: the app's last-resort handler logs it and answers 500
+    failure = classify(error)
+    if failure is Failure.RETRYABLE or (failure is Failure.DISCONNECTED and stage is Stage.WORKING):
+        return RunAgain(failure)  # a lost race, or a connection lost before anything could commit
+    if failure in (Failure.UNAVAILABLE, Failure.DISCONNECTED):
+        log.warning("database unavailable: %s", _describe(error))
+        raise ServiceUnavailable() from error
+    log.error("database error: %s", _describe(error), exc_info=error)
+    raise InternalError("An internal error occurred.") from error
+
+
+def _describe(error: BaseException) -> str:
+    # For the log only (never the client): the exception type and SQLSTATE are enough to diagnose.
+    orig = getattr(error, "orig", None)
+    return f"{type(error).__name__}({type(orig).__name__ if orig else ''}) {getattr(orig, 'sqlstate', '')}"
+
+
 async def _alive(conn: AsyncConnection, engine: AsyncEngine) -> AsyncConnection:
     """`conn`, or a fresh connection if the server already closed this one while it sat in the pool.
 
-    A unit in autocommit cannot be re-run after a lost connection (its write may have committed), so a
-    connection the driver already knows to be dead is swapped before the first statement. No round trip:
+    A unit without a transaction cannot be run again after a lost connection (its write may have committed),
+    so a connection the driver already knows to be dead is swapped before the first statement. No round trip:
     this reads the driver's state, which it updated when the server's goodbye arrived."""
     while True:  # ends: each pass drops one dead pooled connection, and new ones are alive
         raw = await conn.get_raw_connection()
@@ -181,46 +237,6 @@ async def _alive(conn: AsyncConnection, engine: AsyncEngine) -> AsyncConnection:
         await _invalidate(conn)
         await _close(conn)
         conn = await engine.connect()
-
-
-def _failed_reading(error: BaseException) -> bool:
-    # Our writes never start with SELECT (they are INSERT/UPDATE/DELETE, or WITH … for a write and its event).
-    statement = getattr(error, "statement", None) if isinstance(error, sa_exc.DBAPIError) else None
-    return isinstance(statement, str) and statement.lstrip()[:6].upper() == "SELECT"
-
-
-def _translate(error: BaseException, *, committing: bool) -> BaseException:
-    if isinstance(error, StaleRead):
-        return _Retry(Failure.RETRYABLE)
-    if isinstance(error, DomainError | asyncio.CancelledError) or not isinstance(error, Exception):
-        return error
-    if isinstance(error, OSError | TimeoutError) and not isinstance(error, sa_exc.SQLAlchemyError):
-        # A network failure the driver did not wrap: the database is unreachable, not a bug of ours.
-        log.warning("database connection failed: %s", type(error).__name__)
-        return ServiceUnavailable()
-    if not isinstance(error, sa_exc.SQLAlchemyError):
-        return error  # a bug: the app's last-resort handler logs it and answers 500
-    failure = classify(error)
-    if failure is Failure.RETRYABLE:
-        return _Retry(failure)
-    if failure is Failure.DISCONNECTED and not committing:
-        # The server never saw COMMIT, so the transaction is gone whole: running it again is safe.
-        return _Retry(failure)
-    if failure in (Failure.UNAVAILABLE, Failure.DISCONNECTED):
-        log.warning("database unavailable: %s", _describe(error))
-        return ServiceUnavailable()
-    log.error("database error: %s", _describe(error), exc_info=error)
-    return InternalError("An internal error occurred.")
-
-
-def _cause(error: BaseException) -> BaseException | None:
-    return error if isinstance(error, sa_exc.SQLAlchemyError) else None
-
-
-def _describe(error: BaseException) -> str:
-    # For the log only (never the client): the exception type and SQLSTATE are enough to diagnose.
-    orig = getattr(error, "orig", None)
-    return f"{type(error).__name__}({type(orig).__name__ if orig else ''}) {getattr(orig, 'sqlstate', '')}"
 
 
 async def _rollback(conn: AsyncConnection) -> None:
@@ -257,16 +273,6 @@ async def _close(conn: AsyncConnection) -> None:
         except BaseException:
             log.warning("closing the connection failed; discarding it")
             await _invalidate(conn)
-
-
-async def _run_hook(hook: AfterCommit) -> None:
-    # After commit the write has happened: a failing hook must not turn it into an error response.
-    try:
-        outcome: Any = hook()
-        if outcome is not None:
-            await outcome
-    except Exception:
-        log.exception("after-commit hook failed")
 
 
 class RollbackOnCloseConnection(sqlite3.Connection):

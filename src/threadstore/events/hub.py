@@ -55,10 +55,6 @@ class Subscription:
             self._items.clear()
             self._ready.set()
 
-    @property
-    def backlog(self) -> int:
-        return len(self._items)
-
     async def take(self, wait_seconds: float) -> list[PublishedEvent]:
         """What arrived, or [] after `wait_seconds` without anything; raises once closed."""
         if not self._items and self.closed is None and not await wait_for_signal(self._ready, wait_seconds):

@@ -10,27 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from weakref import WeakKeyDictionary
 
-from sqlalchemy.engine import Engine
-
-from threadstore.db.unit_of_work import Database, Tx
+from threadstore.db.unit_of_work import Database
 from threadstore.errors import DomainError
 from threadstore.events import repository
 
 log = logging.getLogger("threadstore.events")
 
 BATCH = 1000
-
-# The outbox is called by services that hold only a Tx; this finds the publisher of that Tx's engine.
-_wakers: WeakKeyDictionary[Engine, Callable[[], None]] = WeakKeyDictionary()
-
-
-def wake_after_commit(tx: Tx) -> None:
-    """Called by the outbox for each recorded event: the publisher of this database runs after COMMIT."""
-    wake = _wakers.get(tx.conn.sync_engine)
-    if wake is not None:
-        tx.after_commit(wake)
 
 
 class Publisher:
@@ -43,7 +30,8 @@ class Publisher:
         self._batch = batch
         self._wake = asyncio.Event()
         self._stopped = False
-        _wakers[database.engine.sync_engine] = self.wake
+        # The unit of work calls this after each commit that recorded events.
+        database.on_events_committed = self.wake
 
     def wake(self) -> None:
         self._wake.set()
@@ -51,7 +39,7 @@ class Publisher:
     def stop(self) -> None:
         self._stopped = True
         self._wake.set()
-        _wakers.pop(self._database.engine.sync_engine, None)
+        self._database.on_events_committed = None
 
     async def publish_all(self) -> int:
         """Publishes until nothing committed is left unpublished. Returns how many events it published."""

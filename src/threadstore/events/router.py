@@ -8,11 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
-from threadstore.db.unit_of_work import Database
-from threadstore.errors import BadRequest, Conflict
-from threadstore.events import repository
+from threadstore.errors import BadRequest
 from threadstore.events.hub import Hub
 from threadstore.events.publisher import Publisher
+from threadstore.events.service import start_after
 from threadstore.events.stream import event_frames
 from threadstore.http.deps import CurrentUser, DatabaseDep, SettingsDep
 
@@ -29,20 +28,6 @@ def parse_last_event_id(value: str | None) -> int | None:
     if not _EVENT_ID.fullmatch(value.strip()):
         raise BadRequest("Last-Event-ID must be an event id received from this stream.")
     return int(value.strip())
-
-
-async def _start_after(database: Database, publisher: Publisher, resume: int | None) -> int:
-    if resume is None:
-        # A new stream gets the events committed after it opened. Events committed before it may still
-        # await their position; publishing first puts them all below the start.
-        await publisher.publish_all()
-        return await database.read(repository.max_position)
-    oldest = await database.read(repository.min_position)
-    if oldest is not None and resume < oldest - 1:
-        raise Conflict(
-            "Events after this Last-Event-ID are no longer kept; reload the state and open a new stream.",
-        )
-    return resume
 
 
 @router.get(
@@ -64,7 +49,7 @@ async def stream_events(
     # Register before reading the start point: whatever is published after that read reaches the queue.
     subscription = await hub.subscribe(user_id)
     try:
-        after = await _start_after(database, publisher, resume)
+        after = await start_after(database, publisher, resume)
     except BaseException:
         hub.unsubscribe(subscription)
         raise

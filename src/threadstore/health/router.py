@@ -7,9 +7,8 @@ import logging
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from threadstore.db import migrate
-from threadstore.db.unit_of_work import Tx
 from threadstore.errors import DomainError, ServiceUnavailable
+from threadstore.health import service
 from threadstore.http.deps import DatabaseDep
 from threadstore.http.responses import json_response
 
@@ -26,12 +25,8 @@ async def healthz() -> Response:
 async def readyz(request: Request, database: DatabaseDep) -> Response:
     if getattr(request.app.state, "shutting_down", False):
         raise ServiceUnavailable("The server is shutting down.")
-
-    async def schema_revision(tx: Tx) -> str | None:
-        return await tx.conn.run_sync(migrate.current_revision)
-
     try:
-        revision = await database.read(schema_revision)
+        revision = await database.read(service.schema_revision)
     except DomainError as error:
         raise ServiceUnavailable("The database is not reachable.") from error
     expected = request.app.state.schema_head

@@ -8,8 +8,6 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from threadstore.idempotency.service import StoredResponse
-
 JSON = "application/json"
 
 
@@ -27,10 +25,3 @@ def etag(version: int) -> str:
 
 def thread_response(thread: Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     return json_response(thread, status, {"ETag": etag(thread["version"]), **(headers or {})})
-
-
-def stored_response(stored: StoredResponse) -> Response:
-    headers = dict(stored.headers)
-    if stored.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return Response(stored.body, status_code=stored.status, media_type=JSON, headers=headers)

@@ -9,34 +9,25 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import ParamSpec, TypeVar
 
 import orjson
 from pydantic import BaseModel
 
-from threadstore.db.unit_of_work import Database, Tx
+from threadstore.db.unit_of_work import Database, Tx, Work
 from threadstore.errors import BadRequest, Conflict, Unprocessable
 from threadstore.idempotency import repository
+from threadstore.idempotency.schemas import IdempotentRequest, StoredResponse
 
 MAX_KEY_LENGTH = 255
+PRUNE_BATCH = 1000
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class StoredResponse:
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-    replayed: bool = False
-
-
-@dataclass(frozen=True)
-class IdempotentRequest:
-    key: str
-    fingerprint: str
-
-
-def parse_key(raw: str | None, method: str, path: str, body: BaseModel) -> IdempotentRequest | None:
+def parse_key(raw: str | None, user_id: str, method: str, path: str, body: BaseModel) -> IdempotentRequest | None:
     if raw is None:
         return None
     if not 1 <= len(raw) <= MAX_KEY_LENGTH or not all(0x20 <= ord(ch) <= 0x7E for ch in raw):
@@ -45,37 +36,37 @@ def parse_key(raw: str | None, method: str, path: str, body: BaseModel) -> Idemp
     # explicit default value do not count as a different request.
     # Dumped only here: most requests carry no key, and dumping a body is not free.
     canonical = orjson.dumps([method, path, body.model_dump(mode="json")], option=orjson.OPT_SORT_KEYS)
-    return IdempotentRequest(key=raw, fingerprint=hashlib.sha256(canonical).hexdigest())
+    return IdempotentRequest(user_id=user_id, key=raw, fingerprint=hashlib.sha256(canonical).hexdigest())
 
 
 async def write_once(
     database: Database,
-    user_id: str,
     request: IdempotentRequest | None,
     ttl_seconds: int,
-    produce: Callable[[Tx], Awaitable[StoredResponse]],
-    *,
-    single_statement: bool = False,
+    respond: Callable[[T], StoredResponse],
+    work: Work[P, T],
+    *args: P.args,
+    **kwargs: P.kwargs,
 ) -> StoredResponse:
-    """Runs `produce` as one unit of work, or replays the stored response of an earlier run with this key.
+    """Runs `work` as a unit of work and `respond` to its result, or replays the stored response of an earlier
+    run with this key. A key is recorded with the write, so a keyed request is a unit of its own."""
+    if request is None:
+        return respond(await database.write(work, *args, **kwargs))
 
-    `single_statement`: `produce` writes with one statement; honoured only without a key, since recording the
-    key is a second write that must commit with it."""
-    return await database.write(
-        lambda tx: run_once(tx, user_id, request, ttl_seconds, lambda: produce(tx)),
-        single_statement=single_statement and request is None,
-    )
+    async def keyed(tx: Tx) -> StoredResponse:
+        return await run_once(tx, request, ttl_seconds, lambda: work(tx, *args, **kwargs), respond)
+
+    return await database.write(keyed)
 
 
 async def run_once(
     tx: Tx,
-    user_id: str,
-    request: IdempotentRequest | None,
+    request: IdempotentRequest,
     ttl_seconds: int,
-    produce: Callable[[], Awaitable[StoredResponse]],
+    produce: Callable[[], Awaitable[T]],
+    respond: Callable[[T], StoredResponse],
 ) -> StoredResponse:
-    if request is None:
-        return await produce()
+    user_id = request.user_id
     if not await repository.try_lock(tx, user_id, request.key):
         raise Conflict("A request with this Idempotency-Key is still in progress.")
     existing = await repository.find(tx, user_id, request.key)
@@ -93,7 +84,7 @@ async def run_once(
                 replayed=True,
             )
         await repository.remove(tx, user_id, request.key)  # expired: the key is free again
-    response = await produce()
+    response = respond(await produce())
     await repository.insert_record(
         tx,
         {
@@ -107,3 +98,8 @@ async def run_once(
         },
     )
     return response
+
+
+async def delete_expired(tx: Tx, ttl_seconds: int) -> int:
+    """Deletes up to a batch of records older than the TTL; bounded so one unit never holds locks long."""
+    return await repository.delete_expired(tx, tx.now - timedelta(seconds=ttl_seconds), PRUNE_BATCH)

@@ -2,78 +2,69 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Literal
 
-from sqlalchemy import BindParameter, Select, bindparam, insert, select, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import BindParameter, Select, bindparam, case, insert, select, update
+from sqlalchemy.engine import RowMapping
 
-from threadstore.db.tables import UtcDateTime, messages, threads
+from threadstore.db.outbox import Event, WithEvent
+from threadstore.db.tables import UtcDateTime, messages, storable, threads
 from threadstore.db.unit_of_work import Tx
-from threadstore.events import outbox
-from threadstore.events.publisher import wake_after_commit
-from threadstore.messages.schemas import message_json
-from threadstore.threads import repository as threads_repo
-
-Row = Any
 
 COLUMNS = list(messages.c)
 
-
-_INSERT = insert(messages)
-
-
-async def insert_messages(tx: Tx, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await tx.conn.execute(_INSERT, list(rows))
-
-
-_INSERT_WITH_EVENT = outbox.InsertWithEvent(messages)
-
-
-async def insert_message(tx: Tx, row: dict[str, Any], *, event: tuple[str, str, dict[str, Any]]) -> None:
-    """Inserts the message and records its event (user id, type, data) in one statement where possible."""
-    await _INSERT_WITH_EVENT.execute(tx, row, *event)
-
-
-async def append_in_place(tx: Tx, user_id: str, row: dict[str, Any], *, event_type: str) -> int | None:
-    """PostgreSQL: counts one more message on the owned, active thread (the seq), inserts `row` with that seq
-    and records its event, in one statement; returns the seq, or None if no active owned thread matched.
-
-    The thread's row lock taken by the UPDATE orders concurrent appends, as in `bump_for_append`; the
-    event's data is `message_json(row)` with the seq the statement hands out spliced in."""
-    if not threads_repo.storable(user_id, row["thread_id"]):
-        return None
-    head, tail = outbox.splice(message_json(row), "seq")
-    params = {f"m_{k}": v for k, v in row.items() if k != "seq"}
-    params |= {"p_user": user_id, "p_now": tx.now, "e_head": head, "e_tail": tail}
-    params |= outbox.event_params(tx, user_id, event_type)
-    seq: int | None = (await tx.conn.execute(_APPEND, params)).scalar_one_or_none()
-    if seq is not None:
-        wake_after_commit(tx)
-    return seq
-
-
-_APPEND = (
-    text(
-        "WITH b AS (UPDATE threads SET message_count = threads.message_count + 1, version = threads.version + 1,"
-        " updated_at = CASE WHEN threads.updated_at > :p_now THEN threads.updated_at ELSE :p_now END,"
-        " last_message_at = CASE WHEN threads.last_message_at > :p_now THEN threads.last_message_at ELSE :p_now END"
-        " WHERE threads.id = :m_thread_id AND threads.user_id = :p_user AND threads.status = 'active'"
-        " RETURNING threads.message_count AS seq),"
-        " m AS (INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at)"
-        " SELECT :m_id, :m_thread_id, b.seq, :m_role, :m_content, :m_metadata, :m_created_at FROM b),"
-        f" e AS ({outbox.insert_from_sql('b', 'CAST(:e_head AS text) || b.seq::text || :e_tail')})"
-        " SELECT seq FROM b"
+_NOW = bindparam("p_now", type_=UtcDateTime())
+# Counts one more message on the owned, active thread; the new count is the message's seq. A blind update (no
+# read first), so the rule that updated_at never moves backwards is applied here, in SQL.
+_BUMP = (
+    update(threads)
+    .where(threads.c.id == bindparam("m_thread_id"), threads.c.user_id == bindparam("p_user"))
+    .where(threads.c.status == "active")
+    .values(
+        message_count=threads.c.message_count + 1,
+        version=threads.c.version + 1,
+        updated_at=case((threads.c.updated_at > _NOW, threads.c.updated_at), else_=_NOW),
+        last_message_at=case((threads.c.last_message_at > _NOW, threads.c.last_message_at), else_=_NOW),
     )
-    .bindparams(
-        bindparam("p_now", type_=UtcDateTime()),
-        bindparam("m_created_at", type_=UtcDateTime()),
-        bindparam("e_created_at", type_=UtcDateTime()),
-        bindparam("m_metadata", type_=JSONB()),
-    )
-    .columns(messages.c.seq)
+    .returning(threads.c.message_count.label("seq"))
 )
+_MESSAGE = {c.name: bindparam(f"m_{c.name}", type_=c.type) for c in messages.c if c.name != "seq"}
+_BUMPED = _BUMP.cte("b")
+_APPEND = {
+    # One statement: the bump hands the seq to the INSERT, which hands it to the event.
+    "postgresql": WithEvent(
+        insert(messages)
+        .from_select([*_MESSAGE, "seq"], select(*_MESSAGE.values(), _BUMPED.c.seq))
+        .returning(messages.c.seq),
+        stored="seq",
+    ),
+    "sqlite": WithEvent(
+        insert(messages).values({**_MESSAGE, "seq": bindparam("m_seq")}).returning(messages.c.seq), "seq"
+    ),
+}
+
+
+async def append(tx: Tx, user_id: str, row: dict[str, Any], event: Event) -> int | None:
+    """Counts one more message on the owned, active thread, inserts `row` with that count as its seq and
+    records `event`. Returns the seq, or None if no active owned thread matched."""
+    if not storable(user_id, row["thread_id"]):
+        return None
+    params = {f"m_{name}": value for name, value in row.items()} | {"p_user": user_id, "p_now": tx.now}
+    if tx.dialect != "postgresql":
+        # SQLite cannot chain writes in one statement; its transaction makes the two one change.
+        params["m_seq"] = (await tx.conn.execute(_BUMP, params)).scalar_one_or_none()
+        if params["m_seq"] is None:
+            return None
+    written = await _APPEND[tx.dialect].execute(tx, params, event)
+    return None if written is None else int(written["seq"])
+
+
+async def thread_status(tx: Tx, user_id: str, thread_id: str) -> str | None:
+    """The status of the owned thread a message belongs to; None if there is none."""
+    if not storable(user_id, thread_id):
+        return None
+    stmt = select(threads.c.status).where(threads.c.id == thread_id, threads.c.user_id == user_id)
+    return (await tx.conn.execute(stmt)).scalar_one_or_none()
 
 
 def _page_statement(order: Literal["asc", "desc"], after: bool) -> Select[Any]:
@@ -97,8 +88,8 @@ _PAGES = {(order, after): _page_statement(order, after) for order in ("asc", "de
 
 async def page(
     tx: Tx, user_id: str, thread_id: str, *, after_seq: int | None, order: Literal["asc", "desc"], limit: int
-) -> list[Row]:
-    if not threads_repo.storable(user_id, thread_id):
+) -> list[RowMapping]:
+    if not storable(user_id, thread_id):
         return []
     params = {"p_thread": thread_id, "p_user": user_id, "p_after": after_seq, "p_limit": limit}
     if after_seq is None:
@@ -107,7 +98,7 @@ async def page(
     return list((await tx.conn.execute(stmt, params)).mappings().all())
 
 
-async def first_by_role(tx: Tx, thread_id: str, role: str) -> Row | None:
+async def first_by_role(tx: Tx, thread_id: str, role: str) -> RowMapping | None:
     stmt = (
         select(*COLUMNS)
         .where(messages.c.thread_id == thread_id, messages.c.role == role)

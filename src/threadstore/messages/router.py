@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 
-from threadstore.db.unit_of_work import Tx
 from threadstore.http.deps import CurrentUser, DatabaseDep, LimitsDep, SettingsDep
-from threadstore.http.responses import json_bytes, stored_response
+from threadstore.http.responses import json_bytes
 from threadstore.idempotency import service as idempotency
-from threadstore.idempotency.service import StoredResponse
+from threadstore.idempotency.schemas import StoredResponse
 from threadstore.messages import service
 from threadstore.messages.schemas import MessageCreate, MessageList, MessageOut
 
@@ -28,14 +27,16 @@ async def create_message(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     path = f"/api/threads/{thread_id}/messages"
-    keyed = idempotency.parse_key(idempotency_key, "POST", path, body)
-
-    async def append(tx: Tx) -> StoredResponse:
-        message = await service.append(tx, user_id, thread_id, body, limits)
-        return StoredResponse(201, json_bytes(message))
-
+    keyed = idempotency.parse_key(idempotency_key, user_id, "POST", path, body)
     ttl = settings.idempotency_ttl_seconds
-    return stored_response(await idempotency.write_once(database, user_id, keyed, ttl, append, single_statement=True))
+    stored = await idempotency.write_once(
+        database, keyed, ttl, _created, service.append, user_id, thread_id, body, limits
+    )
+    return stored.to_http()
+
+
+def _created(message: dict[str, Any]) -> StoredResponse:
+    return StoredResponse(201, json_bytes(message))
 
 
 @router.get("", response_model=MessageList, operation_id="list_messages")
@@ -47,7 +48,5 @@ async def list_messages(
     cursor: str | None = None,
     order: Literal["asc", "desc"] = "asc",
 ) -> Response:
-    page = await database.read(
-        lambda tx: service.list_messages(tx, user_id, thread_id, limit=limit, cursor=cursor, order=order)
-    )
+    page = await database.read(service.list_messages, user_id, thread_id, limit=limit, cursor=cursor, order=order)
     return Response(json_bytes(page), media_type="application/json")

@@ -27,10 +27,10 @@ class Renamed:
 async def auto_rename(
     database: Database, generator: TitleGenerator, limits: Limits, user_id: str, thread_id: str
 ) -> Renamed:
-    source = await database.read(lambda tx: service.rename_source(tx, user_id, thread_id))
+    source = await database.read(service.rename_source, user_id, thread_id)
     generated = await generator.generate(source.text)
     # A configured title limit below the generator's 80 characters still binds generated titles.
     title = GeneratedTitle(truncate_title(generated.text, max_words=8, max_chars=limits.title_chars), generated.source)
     metrics.TITLE_SOURCES.labels(title.source).inc()
-    thread = await database.write(lambda tx: service.apply_title(tx, user_id, thread_id, title.text, source.version))
+    thread = await database.write(service.apply_title, user_id, thread_id, title.text, source.version)
     return Renamed(thread=thread, source=title.source)

@@ -7,89 +7,97 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import (
+    ARRAY,
     BindParameter,
     ColumnElement,
     Integer,
     Select,
-    TextualSelect,
-    Update,
-    and_,
+    Text,
     bindparam,
-    case,
     delete,
     exists,
-    false,
     func,
+    insert,
     literal,
     select,
-    text,
     tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import RowMapping
 
-from threadstore.db.tables import UtcDateTime, threads
+from threadstore.db.failures import Stale
+from threadstore.db.outbox import Event, WithEvent
+from threadstore.db.tables import UtcDateTime, messages, storable, threads
 from threadstore.db.unit_of_work import Tx
-from threadstore.events import outbox
-from threadstore.events.publisher import wake_after_commit
-from threadstore.limits import Limits
-
-Row = Any  # a SQLAlchemy RowMapping: read-only, keyed by column name
 
 COLUMNS = [c for c in threads.c if c.name != "user_id"]
 
-
-def storable(*values: str) -> bool:
-    """False when a value holds NUL: PostgreSQL text cannot, so no row matches it, and binding it is an error."""
-    return all("\x00" not in value for value in values)
-
-
-def _owned(user_id: str, thread_id: str) -> ColumnElement[bool]:
-    if not storable(user_id, thread_id):
-        return false()
-    return and_(threads.c.id == thread_id, threads.c.user_id == user_id)
+# Statements are built once with bind parameters: building a SQLAlchemy expression per request costs more
+# than the compiled-statement cache saves (docs/performance.md).
+_OWNED = (threads.c.id == bindparam("p_id"), threads.c.user_id == bindparam("p_user"))
+_SELECT = select(*COLUMNS).where(*_OWNED)
+_SELECT_FOR_UPDATE = _SELECT.with_for_update()
 
 
-def later_of(now: datetime) -> ColumnElement[Any]:
-    # updated_at never moves backwards, even if a unit of work that started earlier commits later.
-    stamp = literal(now, UtcDateTime())
-    return case((threads.c.updated_at > stamp, threads.c.updated_at), else_=stamp)
-
-
-# Hot-path statements are built once with bind parameters: building a SQLAlchemy expression per request
-# costs more than the compiled-statement cache saves (docs/performance.md).
-_P_ID: BindParameter[str] = bindparam("p_id")
-_P_USER: BindParameter[str] = bindparam("p_user")
-_P_NOW = bindparam("p_now", type_=UtcDateTime())
-_SELECT_OWNED = select(*COLUMNS).where(threads.c.id == _P_ID, threads.c.user_id == _P_USER)
-_SELECT_OWNED_FOR_UPDATE = _SELECT_OWNED.with_for_update()
-_BUMP_FOR_APPEND = (
-    update(threads)
-    .where(threads.c.id == _P_ID, threads.c.user_id == _P_USER, threads.c.status == "active")
-    .values(
-        message_count=threads.c.message_count + 1,
-        version=threads.c.version + 1,
-        updated_at=case((threads.c.updated_at > _P_NOW, threads.c.updated_at), else_=_P_NOW),
-        last_message_at=case((threads.c.last_message_at > _P_NOW, threads.c.last_message_at), else_=_P_NOW),
-    )
-    .returning(threads.c.message_count)
-)
-
-
-_INSERT_WITH_EVENT = outbox.InsertWithEvent(threads)
-
-
-async def insert_thread(tx: Tx, values: dict[str, Any], *, event: tuple[str, str, dict[str, Any]]) -> None:
-    """Inserts the thread and records its event (user id, type, data) in one statement where possible."""
-    await _INSERT_WITH_EVENT.execute(tx, values, *event)
-
-
-async def get_owned(tx: Tx, user_id: str, thread_id: str, *, for_update: bool = False) -> Row | None:
+async def get(tx: Tx, user_id: str, thread_id: str) -> RowMapping | None:
     if not storable(user_id, thread_id):
         return None
-    stmt = _SELECT_OWNED_FOR_UPDATE if for_update else _SELECT_OWNED
+    return (await tx.conn.execute(_SELECT, {"p_id": thread_id, "p_user": user_id})).mappings().first()
+
+
+async def get_for_change(tx: Tx, user_id: str, thread_id: str) -> RowMapping | None:
+    """The thread a change will be decided on. In a transaction its row stays locked until the end, so
+    concurrent changes queue; without one, the change is a compare-and-set (`update_at_version`)."""
+    if not storable(user_id, thread_id):
+        return None
+    stmt = _SELECT_FOR_UPDATE if tx.in_transaction else _SELECT
     return (await tx.conn.execute(stmt, {"p_id": thread_id, "p_user": user_id})).mappings().first()
+
+
+# A new thread, and on PostgreSQL its initial messages in the same statement: unnest() turns one array per
+# column into rows, so any number of messages is one statement shape.
+_INSERT = insert(threads).values({c.name: bindparam(f"t_{c.name}", type_=c.type) for c in threads.c})
+_INSERT_MESSAGES = insert(messages)
+_MESSAGE_ARRAYS = (
+    func.unnest(*(bindparam(f"m_{name}", type_=ARRAY(Text)) for name in ("id", "seq", "role", "content", "metadata")))
+    .table_valued("id", "seq", "role", "content", "metadata")
+    .render_derived(name="u")
+)
+_CREATE_MESSAGES = (
+    insert(messages)
+    .from_select(
+        ["id", "thread_id", "seq", "role", "content", "metadata", "created_at"],
+        select(
+            _MESSAGE_ARRAYS.c.id,
+            bindparam("t_id"),
+            _MESSAGE_ARRAYS.c.seq.cast(Integer),
+            _MESSAGE_ARRAYS.c.role,
+            _MESSAGE_ARRAYS.c.content,
+            _MESSAGE_ARRAYS.c.metadata.cast(JSONB),
+            bindparam("t_created_at", type_=UtcDateTime()),
+        ),
+    )
+    .cte("m")
+)
+_CREATE = {
+    "postgresql": WithEvent(_INSERT.returning(threads.c.id), also=(_CREATE_MESSAGES,)),
+    "sqlite": WithEvent(_INSERT.returning(threads.c.id)),
+}
+
+
+async def insert_thread(tx: Tx, values: dict[str, Any], message_rows: Sequence[dict[str, Any]], event: Event) -> None:
+    """Inserts the thread `values` with its initial `message_rows` and records `event`."""
+    params = {f"t_{name}": value for name, value in values.items()}
+    if tx.dialect == "postgresql":
+        for name in ("id", "seq", "role", "content"):
+            params[f"m_{name}"] = [str(row[name]) for row in message_rows]
+        params["m_metadata"] = [orjson.dumps(row["metadata"]).decode() for row in message_rows]
+    await _CREATE[tx.dialect].execute(tx, params, event)
+    if message_rows and tx.dialect != "postgresql":
+        await tx.conn.execute(_INSERT_MESSAGES, list(message_rows))
 
 
 async def list_page(
@@ -101,7 +109,7 @@ async def list_page(
     after: tuple[datetime, str] | None,
     title_contains: str | None,
     metadata_equals: Sequence[tuple[str, str]],
-) -> list[Row]:
+) -> list[RowMapping]:
     if not storable(user_id, title_contains or "", *(part for pair in metadata_equals for part in pair)):
         return []
     stmt = _list_statement(tx.dialect, status == "all", after is not None, bool(title_contains), len(metadata_equals))
@@ -156,179 +164,40 @@ def _metadata_equals(dialect: str, i: int) -> ColumnElement[bool]:
     return threads.c.metadata.op("@>")(bindparam(f"p_m{i}", type_=JSONB()))
 
 
-async def bump_for_append(tx: Tx, user_id: str, thread_id: str) -> int | None:
-    """Counts one more message atomically; returns its seq, or None if no active owned thread."""
-    if not storable(user_id, thread_id):
-        return None
-    params = {"p_id": thread_id, "p_user": user_id, "p_now": tx.now}
-    seq: int | None = (await tx.conn.execute(_BUMP_FOR_APPEND, params)).scalar_one_or_none()
-    return seq
-
-
-async def update_owned(
-    tx: Tx, user_id: str, thread_id: str, values: dict[str, Any], *, expected_version: int | None = None
-) -> Row | None:
-    """Applies `values` as one change (version + 1); with `expected_version`, only if it has not moved."""
-    if not storable(user_id, thread_id):
-        return None
-    stmt = _update_statement(tuple(sorted(values)), expected_version is not None)
-    params = {"p_id": thread_id, "p_user": user_id, "p_now": tx.now, **{f"v_{k}": v for k, v in values.items()}}
-    if expected_version is not None:
-        params["p_version"] = expected_version
-    return (await tx.conn.execute(stmt, params)).mappings().first()
-
-
 @lru_cache(maxsize=64)
-def _update_statement(columns: tuple[str, ...], check_version: bool) -> Update:
-    # Built once per set of changed columns: building a fresh UPDATE per request and generating its cache key
-    # took ~9% of a PATCH's server CPU (docs/performance.md).
-    return _update(columns, check_version).returning(*COLUMNS)
-
-
-def _update(columns: tuple[str, ...], check_version: bool) -> Update:
-    stmt = update(threads).where(threads.c.id == _P_ID, threads.c.user_id == _P_USER)
-    if check_version:
-        stmt = stmt.where(threads.c.version == bindparam("p_version"))
-    changes: dict[str, Any] = {name: bindparam(f"v_{name}", type_=threads.c[name].type) for name in columns}
-    changes["version"] = threads.c.version + 1
-    changes["updated_at"] = case((threads.c.updated_at > _P_NOW, threads.c.updated_at), else_=_P_NOW)
-    return stmt.values(changes)
-
-
-async def update_if_version(
-    tx: Tx, user_id: str, thread_id: str, values: dict[str, Any], version: int, *, event: dict[str, Any]
-) -> dict[str, Any] | None:
-    """Applies `values` as one change (version + 1) only if the thread is still at `version` (a compare-and-
-    set, safe without a lock between the read and this write) and records `event`, the new thread as the API
-    shows it, as `thread.updated`. Returns the stored metadata, or None if nothing matched."""
-    if not storable(user_id, thread_id):
-        return None
-    params = {"p_id": thread_id, "p_user": user_id, "p_now": tx.now, "p_version": version}
-    params |= {f"v_{k}": v for k, v in values.items()}
-    statement = _update_with_event(tuple(sorted(values)))
-    around = outbox.splice(event, "metadata")
-    row = await statement.execute(tx, params, user_id, outbox.THREAD_UPDATED, around)
-    return None if row is None else dict(row[0])
-
-
-@lru_cache(maxsize=64)
-def _update_with_event(columns: tuple[str, ...]) -> outbox.UpdateWithEvent:
-    return outbox.UpdateWithEvent(_update(columns, check_version=True).returning(threads.c.metadata))
-
-
-async def merge_in_place(
-    tx: Tx,
-    user_id: str,
-    thread_id: str,
-    *,
-    title: tuple[str | None] | None,
-    metadata_patch: dict[str, Any] | None,
-    version: int | None,
-    limits: Limits,
-) -> Row | None:
-    """PostgreSQL: sets `title` (a 1-tuple, when given) and merges `metadata_patch`, a flat RFC 7396 patch (no
-    object values), in one UPDATE that also records the `thread.updated` event, if the thread is active, at
-    `version` (when given), really changes, and its merged metadata fits `limits`. Returns the new row, or
-    None when any of that fails: the caller then decides on the row (not found, stale, archived, no change,
-    too large). The merge reads the row the UPDATE locked, so concurrent patches cannot lose keys."""
-    if not storable(user_id, thread_id):
-        return None
-    params: dict[str, Any] = {"p_id": thread_id, "p_user": user_id, "p_now": tx.now}
-    if version is not None:
-        params["p_version"] = version
-    if title is not None:
-        params["p_title"] = title[0]
-    if metadata_patch is not None:
-        params["p_set"] = {key: value for key, value in metadata_patch.items() if value is not None}
-        params["p_remove"] = [key for key, value in metadata_patch.items() if value is None]
-        params |= {"p_max_keys": limits.metadata_keys, "p_max_key_chars": limits.metadata_key_chars}
-        params["p_max_bytes"] = limits.metadata_bytes
-    params |= outbox.event_params(tx, user_id, outbox.THREAD_UPDATED)
-    statement = _merge_statement(title is not None, metadata_patch is not None, version is not None)
-    row = (await tx.conn.execute(statement, params)).mappings().first()
-    if row is not None:
-        wake_after_commit(tx)
-    return row
-
-
-# The event's data is the thread as the API shows it (threads/schemas.py `thread_json`), built from the
-# updated row by the same statement: RFC 3339 UTC with milliseconds, like `timestamps.rfc3339`.
-_RFC3339 = """to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
-_THREAD_JSON = (
-    "json_build_object('id', w.id, 'object', 'thread', 'title', w.title, 'metadata', w.metadata,"
-    " 'status', w.status, 'created_at', {created}, 'updated_at', {updated}, 'archived_at', {archived},"
-    " 'message_count', w.message_count, 'last_message_at', {last}, 'version', w.version)::text"
-).format(
-    created=_RFC3339.format("w.created_at"),
-    updated=_RFC3339.format("w.updated_at"),
-    archived=_RFC3339.format("w.archived_at"),
-    last=_RFC3339.format("w.last_message_at"),
-)
-# A flat merge patch with built-in operators: remove the keys set to null, then set the others.
-_MERGED = "((threads.metadata - CAST(:p_remove AS text[])) || :p_set)"
-# The limits of `Limits.metadata`, never looser: keys and key lengths exactly; the size as jsonb's text, which
-# is never shorter than the compact JSON the API measures (it adds a space after every ':' and ','; integers,
-# strings and escapes print alike; floats are kept off this path). A miss falls back to the exact check.
-_FITS = (
-    f"octet_length({_MERGED}::text) <= :p_max_bytes"
-    f" AND (SELECT count(*) <= :p_max_keys AND coalesce(bool_and(char_length(key) BETWEEN 1 AND :p_max_key_chars),"
-    f" true) FROM jsonb_object_keys({_MERGED}) AS key)"
-)
-
-
-@lru_cache(maxsize=8)
-def _merge_statement(set_title: bool, merge_metadata: bool, check_version: bool) -> TextualSelect:
-    sets, changed = [], []
-    if set_title:
-        sets.append("title = :p_title")
-        changed.append("threads.title IS DISTINCT FROM :p_title")
-    if merge_metadata:
-        sets.append(f"metadata = {_MERGED}")
-        changed.append(f"{_MERGED} IS DISTINCT FROM threads.metadata")
-    conditions = [
-        "threads.id = :p_id",
-        "threads.user_id = :p_user",
-        "threads.status = 'active'",
-        f"({' OR '.join(changed)})",
-    ]
-    if check_version:
-        conditions.append("threads.version = :p_version")
-    if merge_metadata:
-        conditions.append(_FITS)
-    columns = ", ".join(c.name for c in COLUMNS)
-    sql = (
-        f"WITH w AS (UPDATE threads SET {', '.join(sets)}, version = threads.version + 1,"
-        " updated_at = CASE WHEN threads.updated_at > :p_now THEN threads.updated_at ELSE :p_now END"
-        f" WHERE {' AND '.join(conditions)} RETURNING {columns}),"
-        f" e AS ({outbox.insert_from_sql('w', _THREAD_JSON)})"
-        f" SELECT {columns} FROM w"
-    )
-    binds: list[BindParameter[Any]] = [
-        bindparam("p_now", type_=UtcDateTime()),
-        bindparam("e_created_at", type_=UtcDateTime()),
-    ]
-    if check_version:
-        binds.append(bindparam("p_version", type_=Integer()))
-    if merge_metadata:
-        binds.append(bindparam("p_set", type_=JSONB()))
-    return text(sql).bindparams(*binds).columns(*COLUMNS)
-
-
-async def archive_if_active(tx: Tx, user_id: str, thread_id: str) -> Row | None:
+def _update(columns: tuple[str, ...]) -> WithEvent:
+    # Built once per set of changed columns: building an UPDATE and its cache key per request is a visible
+    # share of a PATCH's CPU (docs/performance.md).
     stmt = (
         update(threads)
-        .where(_owned(user_id, thread_id), threads.c.status == "active")
-        .values(status="archived", archived_at=tx.now, version=threads.c.version + 1, updated_at=later_of(tx.now))
-        .returning(*COLUMNS)
+        .where(*_OWNED, threads.c.version == bindparam("p_version"))
+        .values({name: bindparam(f"v_{name}", type_=threads.c[name].type) for name in columns})
+        .values(version=threads.c.version + 1)
+        .returning(threads.c.metadata)
     )
-    return (await tx.conn.execute(stmt)).mappings().first()
+    return WithEvent(stmt, stored="metadata")
 
 
-async def delete_owned(tx: Tx, user_id: str, thread_id: str) -> bool:
-    result = await tx.conn.execute(delete(threads).where(_owned(user_id, thread_id)).returning(threads.c.id))
-    return result.first() is not None
+async def update_at_version(
+    tx: Tx, user_id: str, thread_id: str, values: dict[str, Any], version: int, event: Event
+) -> Any:
+    """Applies `values` as one change (version + 1) if the thread is still at `version`, the version it was
+    read at, and records `event`, whose data's metadata is taken as stored. Returns the stored metadata.
+
+    A compare-and-set: a change since the read matches nothing and raises `Stale`, so the unit runs again."""
+    params = {"p_id": thread_id, "p_user": user_id, "p_version": version}
+    params |= {f"v_{name}": value for name, value in values.items()}
+    row = await _update(tuple(sorted(values))).execute(tx, params, event)
+    if row is None:
+        raise Stale()
+    return row["metadata"]
 
 
-async def status_of(tx: Tx, user_id: str, thread_id: str) -> str | None:
-    stmt = select(threads.c.status).where(_owned(user_id, thread_id))
-    return (await tx.conn.execute(stmt)).scalar_one_or_none()
+_DELETE = WithEvent(delete(threads).where(*_OWNED).returning(threads.c.id))
+
+
+async def delete_owned(tx: Tx, user_id: str, thread_id: str, event: Event) -> bool:
+    """Deletes the thread (its messages go with it) and records `event`; False if no such owned thread."""
+    if not storable(user_id, thread_id):
+        return False
+    return await _DELETE.execute(tx, {"p_id": thread_id, "p_user": user_id}, event) is not None

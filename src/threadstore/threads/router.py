@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from threadstore.db.unit_of_work import Tx
 from threadstore.errors import PreconditionRequired, Unprocessable
 from threadstore.http.deps import CurrentUser, DatabaseDep, LimitsDep, SettingsDep
 from threadstore.http.preconditions import ANY, none_match, parse_if_match
-from threadstore.http.responses import etag, json_bytes, stored_response, thread_response
+from threadstore.http.responses import etag, json_bytes, thread_response
 from threadstore.idempotency import service as idempotency
-from threadstore.idempotency.service import StoredResponse
+from threadstore.idempotency.schemas import StoredResponse
 from threadstore.threads import service
 from threadstore.threads.auto_rename import auto_rename
 from threadstore.threads.schemas import ThreadCreate, ThreadList, ThreadOut, ThreadPatch
@@ -32,17 +31,15 @@ async def create_thread(
     settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
-    keyed = idempotency.parse_key(idempotency_key, "POST", "/api/threads", body)
-
-    async def create(tx: Tx) -> StoredResponse:
-        thread = await service.create(tx, user_id, body, limits)
-        location = f"/api/threads/{thread['id']}"
-        return StoredResponse(201, json_bytes(thread), {"Location": location, "ETag": etag(thread["version"])})
-
-    # Without initial messages the thread and its event are one INSERT: one statement, no transaction needed.
-    single = not body.messages
+    keyed = idempotency.parse_key(idempotency_key, user_id, "POST", "/api/threads", body)
     ttl = settings.idempotency_ttl_seconds
-    return stored_response(await idempotency.write_once(database, user_id, keyed, ttl, create, single_statement=single))
+    stored = await idempotency.write_once(database, keyed, ttl, _created, service.create, user_id, body, limits)
+    return stored.to_http()
+
+
+def _created(thread: dict[str, Any]) -> StoredResponse:
+    headers = {"Location": f"/api/threads/{thread['id']}", "ETag": etag(thread["version"])}
+    return StoredResponse(201, json_bytes(thread), headers)
 
 
 @router.get("", response_model=ThreadList, operation_id="list_threads")
@@ -56,7 +53,7 @@ async def list_threads(
     q: Annotated[str | None, Query(max_length=256)] = None,
 ) -> Response:
     query = service.ListQuery(status=status, limit=limit, cursor=cursor, q=q, metadata=_metadata_filters(request))
-    page = await database.read(lambda tx: service.list_threads(tx, user_id, query))
+    page = await database.read(service.list_threads, user_id, query)
     return Response(json_bytes(page), media_type="application/json")
 
 
@@ -85,7 +82,7 @@ async def get_thread(
     database: DatabaseDep,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    thread = await database.read(lambda tx: service.get(tx, user_id, thread_id))
+    thread = await database.read(service.get, user_id, thread_id)
     if none_match(if_none_match, thread["version"]):
         return Response(status_code=304, headers={"ETag": etag(thread["version"])})
     return thread_response(thread)
@@ -105,9 +102,7 @@ async def update_thread(
     if version is None and settings.require_if_match:
         raise PreconditionRequired("This server requires If-Match on updates.")
     expected = None if version == ANY else version
-    thread = await database.write(
-        lambda tx: service.patch(tx, user_id, thread_id, body, expected, limits), single_statement=True
-    )
+    thread = await database.write(service.patch, user_id, thread_id, body, expected, limits)
     return thread_response(thread)
 
 
@@ -121,9 +116,9 @@ async def delete_thread(
     thread_id: str, user_id: CurrentUser, database: DatabaseDep, permanent: bool = False
 ) -> Response:
     if permanent:
-        await database.write(lambda tx: service.delete_permanently(tx, user_id, thread_id))
+        await database.write(service.delete_permanently, user_id, thread_id)
         return Response(status_code=204)
-    thread = await database.write(lambda tx: service.archive(tx, user_id, thread_id))
+    thread = await database.write(service.archive, user_id, thread_id)
     return thread_response(thread)
 
 

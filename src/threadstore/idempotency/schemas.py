@@ -1,0 +1,28 @@
+"""A keyed request, and the response stored for it: replayed as it was, with `Idempotent-Replayed: true`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from starlette.responses import Response
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    user_id: str
+    key: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    replayed: bool = False
+
+    def to_http(self) -> Response:
+        headers = dict(self.headers)
+        if self.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(self.body, status_code=self.status, media_type="application/json", headers=headers)

@@ -1,0 +1,143 @@
+"""What each write sends to PostgreSQL: its one write statement (the event recorded in it), after the reads its
+decision needs, and no BEGIN or COMMIT; a write that cannot be one statement (a keyed request records its
+key too) is a transaction. And when a compare-and-set loses a race, the unit runs again under a row lock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import event
+
+from tests.conftest import Api, Factory
+from tests.threads.helpers import recorded_events
+from threadstore.db.unit_of_work import Tx
+from threadstore.threads import repository
+
+pytestmark = pytest.mark.postgres_only
+
+
+@dataclass(frozen=True)
+class Sent:
+    verb: str  # the statement's first word
+    in_transaction: bool  # whether the driver had a transaction open once it ran (a transaction begins lazily)
+
+
+@contextmanager
+def sent(api: Api) -> Iterator[list[Sent]]:
+    """The statements the requests inside the block send (event delivery's background units left out)."""
+    seen: list[Sent] = []
+
+    def record(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        task = asyncio.current_task()
+        if task is None or not task.get_name().startswith("event-"):
+            driver = conn.connection.driver_connection
+            seen.append(Sent(statement.split()[0], bool(driver.is_in_transaction())))
+
+    engine = api.database.engine.sync_engine
+    event.listen(engine, "after_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "after_cursor_execute", record)
+
+
+ONE_STATEMENT = [Sent("WITH", False)]
+READ_THEN_WRITE = [Sent("SELECT", False), Sent("WITH", False)]
+
+
+async def test_each_write_is_one_statement_with_its_event(api: Api, user: str, create_thread: Factory) -> None:
+    thread = await create_thread(title="t", metadata={"keep": {"a": 1}})
+    url = f"/api/threads/{thread['id']}"
+    writes: list[tuple[str, str, dict[str, Any] | None, list[Sent]]] = [
+        ("POST", "/api/threads", {"title": "new"}, ONE_STATEMENT),
+        (
+            "POST",
+            "/api/threads",
+            {"messages": [{"content": "a"}, {"role": "assistant", "content": "b"}]},
+            ONE_STATEMENT,
+        ),
+        ("POST", f"{url}/messages", {"content": 'é "quoted"\n', "metadata": {"big": 2**64 - 1}}, ONE_STATEMENT),
+        ("PATCH", url, {"title": "renamed", "metadata": {"keep": {"b": 2}, "n": [1, {"x": None}]}}, READ_THEN_WRITE),
+        ("DELETE", url, None, READ_THEN_WRITE),  # archive
+        ("DELETE", f"{url}?permanent=true", None, ONE_STATEMENT),
+    ]
+    for method, path, body, expected in writes:
+        with sent(api) as seen:
+            response = await api.request(method, path, user=user, json=body)
+        assert response.status_code < 300, (method, path, response.text)
+        assert seen == expected, (method, path, seen)
+    events = await recorded_events(api, user)
+    assert [kind for kind, _ in events] == [
+        "thread.created",
+        "thread.created",
+        "thread.created",
+        "message.created",
+        "thread.updated",
+        "thread.updated",
+        "thread.deleted",
+    ]
+
+
+async def test_events_carry_what_the_database_decided(api: Api, user: str, create_thread: Factory) -> None:
+    """The seq the statement handed out and the metadata as stored reach the event as they reach the client."""
+    thread = await create_thread(messages=[{"content": "first"}])
+    url = f"/api/threads/{thread['id']}"
+    message = (await api.request("POST", f"{url}/messages", user=user, json={"content": "second"})).json()
+    patched = (await api.request("PATCH", url, user=user, json={"metadata": {"b": 1e18, "a": {"z": 1}}})).json()
+    assert message["seq"] == 2
+    assert await recorded_events(api, user) == [
+        ("thread.created", thread),
+        ("message.created", message),
+        ("thread.updated", patched),
+    ]
+
+
+async def test_a_keyed_write_is_one_transaction_with_its_key(api: Api, user: str, create_thread: Factory) -> None:
+    thread = await create_thread()
+    headers = {"Idempotency-Key": "k-1"}
+    with sent(api) as seen:
+        response = await api.request(
+            "POST", f"/api/threads/{thread['id']}/messages", user=user, json={"content": "x"}, headers=headers
+        )
+    assert response.status_code == 201, response.text
+    # Lock the key, look it up, append (the same statement as without a key), record the key: one transaction.
+    assert [s.verb for s in seen] == ["SELECT", "SELECT", "WITH", "INSERT"], seen
+    assert all(s.in_transaction for s in seen), seen
+
+
+async def test_a_change_between_read_and_write_runs_the_unit_again_under_a_row_lock(
+    api: Api, user: str, create_thread: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    thread = await create_thread(metadata={"a": 1})
+    assert api.backend.dsn is not None
+    read = repository.get_for_change
+    locked: list[bool] = []
+
+    async def a_rival_commits_after_the_first_read(tx: Tx, user_id: str, thread_id: str) -> Any:
+        row = await read(tx, user_id, thread_id)
+        locked.append(tx.in_transaction)
+        if len(locked) == 1:
+            rival = await asyncpg.connect(api.backend.dsn)
+            try:
+                await rival.execute(
+                    """UPDATE threads SET metadata = metadata || '{"b": 2}', version = version + 1 WHERE id = $1""",
+                    thread_id,
+                )
+            finally:
+                await rival.close()
+        return row
+
+    monkeypatch.setattr(repository, "get_for_change", a_rival_commits_after_the_first_read)
+    response = await api.request("PATCH", f"/api/threads/{thread['id']}", user=user, json={"metadata": {"c": 3}})
+
+    assert response.status_code == 200, response.text
+    assert locked == [False, True]  # a compare-and-set that lost, then a transaction that locks what it reads
+    patched = response.json()
+    assert (patched["metadata"], patched["version"]) == ({"a": 1, "b": 2, "c": 3}, 3)
+    assert (await recorded_events(api, user))[-1] == ("thread.updated", patched)
