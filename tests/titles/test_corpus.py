@@ -1,4 +1,5 @@
-"""The corpus of first messages (corpus.py): what every title must be, and exact titles for a subset."""
+"""The corpus of first messages (corpus.py): what every title must be, exact titles for a subset, and the
+table in docs/titles.md being the one the code produces."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import random
 
 import pytest
 
-from tests.titles.corpus import SAMPLES, Sample
+from tests.titles.corpus import DOC, SAMPLES, Sample, doc_with_table
 from threadstore.titles import DEFAULT_TITLE, summarize
 
 # Request framing that must not open a title, in the languages the summarizer has framing tables for.
@@ -57,6 +58,12 @@ def test_every_title_is_short_clean_and_stable(sample: Sample) -> None:
 @pytest.mark.parametrize("sample", [sample for sample in SAMPLES if sample.expected is not None], ids=_ids)
 def test_pinned_titles(sample: Sample) -> None:
     assert summarize(sample.message) == sample.expected
+
+
+def test_docs_list_the_titles_the_code_produces() -> None:
+    doc = DOC.read_text(encoding="utf-8")
+
+    assert doc_with_table(doc) == doc, "docs/titles.md is stale: run `python -m tests.titles.corpus --write`"
 
 
 PIECES = (
