@@ -1,20 +1,33 @@
 """A deterministic, model-free title for a conversation, made from its first user message.
 
 It is the fallback when no LLM is configured or the LLM fails, so it must never raise and never return an
-empty string. It names the topic rather than echoing the request ("Can you help me plan a three day trip to
-Lisbon?" -> "Three-day Lisbon trip"). The work is token-based rather than done with large regexes, and only
-the head of the message is examined, so the cost stays linear and small even for 100k-character pastes.
+empty string. It knows nothing about topics: it drops what frames a request rather than stating it
+(greetings, politeness, "can you help me", "Kannst du mir helfen", "Pouvez-vous m'aider à", "¿Puedes
+ayudarme a") and keeps the first clause that is left. Only the head of the message is read, so the cost
+stays small even for 100k-character pastes.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from threadstore.titles.cleaning import has_alnum, truncate_title
+from threadstore.titles.framing import (
+    ASSISTANT_NAMES,
+    CAPITAL_I,
+    CONTENTLESS,
+    ENGLISH,
+    GREETINGS,
+    LANGUAGES,
+    LONGEST,
+    POLITENESS,
+    Language,
+    Phrases,
+    words,
+)
 
 DEFAULT_TITLE = "New conversation"
 
@@ -23,6 +36,8 @@ _SCAN_CHARS = 4000
 _MAX_CLAUSES = 40
 _MAX_TOKENS = 64
 _MAX_WORD_CHARS = 100
+# A label or list item this short names a thing ("Python:", "eggs") rather than saying something about it.
+_SHORT = 3
 
 
 def summarize(text: str, *, max_words: int = 8, max_chars: int = 80) -> str:
@@ -31,166 +46,64 @@ def summarize(text: str, *, max_words: int = 8, max_chars: int = 80) -> str:
         raise ValueError("max_words and max_chars must be at least 1")
     if not has_alnum(text):
         return DEFAULT_TITLE
-    prose, code = _split_code_fences(text)
-    prose = _prepare(prose[:_SCAN_CHARS])
-    tokens = _topic_of(prose) or _first_words(prose, code, text)
-    return _finish(tokens, max_words, max_chars)
+    head = text[:_SCAN_CHARS]
+    if not has_alnum(head):  # a long run of symbols first: the words start later
+        start = next(index for index, ch in enumerate(text) if ch.isalnum())
+        head = text[start : start + _SCAN_CHARS]
+    prose, code = _split_code(head)
+    clauses = list(_clauses(prose))
+    for tokens, stops, is_prose in _candidates(clauses, code, head):
+        if any(map(has_alnum, tokens)):  # "==" alone would not make a title
+            return _finish(tokens, stops, is_prose, max_words, max_chars)
+    return DEFAULT_TITLE  # not reached: the last candidate holds the head's first letter or digit
 
-
-# --- vocabulary -------------------------------------------------------------------------------------------
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-def _expand(*patterns: str) -> frozenset[tuple[str, ...]]:
-    """Phrase tables written compactly: "{can|could} you {please|}" stands for four phrases."""
-    phrases: set[tuple[str, ...]] = set()
-    for pattern in patterns:
-        slots = [
-            item[1:-1].split("|") if item.startswith("{") else [item]
-            for item in re.findall(r"\{[^}]*\}|[^\s{}]+", pattern)
-        ]
-        for choice in itertools.product(*slots):
-            words = tuple(" ".join(choice).split())
-            if words:
-                phrases.add(words)
-    return frozenset(phrases)
-
-
-_GREETINGS = _expand(
-    "{hi|hello|hey|hiya|heya|howdy|yo|greetings|hallo|hola|bonjour|ciao|salut|olá|ola|hej|moin|servus|"
-    "buongiorno|привет|здравствуйте|здравствуй|cześć|merhaba|namaste} "
-    "{there|all|everyone|everybody|guys|folks|team|friend|}",
-    "good {morning|afternoon|evening|day}",
-    "dear {assistant|chatgpt|claude|gpt|bot}",
-    "buenos {días|dias}",
-)
-_LEAD_INS = _expand(
-    # Politeness and discourse fillers.
-    "{please|pls|plz|kindly|ok|okay|so|also|and|but|well|um|uh|hmm|anyway|btw|sorry|thanks|oh|alright|"
-    "basically|actually|honestly}",
-    "thank you",
-    "by the way",
-    "excuse me",
-    "sorry to bother you",
-    "one more thing",
-    "{quick|short|simple|dumb|stupid|random|general|a|one|another|} question {about|regarding|on|re|}",
-    # Requests addressed to the assistant.
-    "{can|could|would|will|cant|can't|won't} {you|u|ya} {please|kindly|}",
-    "{can|could|would} {you|u} {please|} help {me|us} {to|with|}",
-    "{would you|are you|will you} {be able to|able to}",
-    "would you mind",
-    "{is it|would it be} possible {to|for you to}",
-    "{i was|i am|i'm|im} wondering {if|whether} {you could|you can|you would|}",
-    "i wonder {if|whether} {you could|you can|}",
-    "help {me|us} {to|with|}",
-    "help with",
-    "assist me with",
-    "{do|did} you {know|think} {about|how to|if|whether|}",
-    # The user's wishes and needs.
-    "{i|we} {want|need|wanna} {you to|to|}",
-    "{i'd|id|we'd|i would|we would} like {you to|to|}",
-    "{i|we} {need|want|would like} {some|} help {with|on|}",
-    "need {some|} help {with|on|}",
-    "{know|learn} {more|} about",
-    "know how to",
-    "{i'm|im|i am} {looking for|trying to|hoping to|planning to|wondering about|curious about|interested in}",
-    # "I'm working on a Django app" -> "Django app": the gerund only sets the scene.
-    "{i'm|im|i am|we're|we are} "
-    "{working|building|writing|developing|learning|studying|planning|preparing|using|designing|creating|"
-    "making|reading|running|doing|getting|having|looking|thinking|trying|starting|setting} "
-    "{on|with|about|for|at|into|up|of|}",
-    "{i|we} {have|got} {a|an|some}",
-    "{i've|ive|we've} got {a|an|some}",
-    # Questions whose wording is not the topic.
-    "how {do|can|should|would|could|might} {i|we|you|one}",
-    "how to",
-    "{what's|whats|what is|what are} the {best|easiest|fastest|simplest|quickest|right|correct|proper} {way|ways} to",
-    "{best|easiest|simplest} way to",
-    "is there {a|any} way to",
-    "{what|who} {is|are|was|were}",
-    "{what's|whats|who's|whos|what're}",
-    "{tell|teach|show|give} me {about|}",
-    "explain {to me|}",
-    "describe",
-    "define",
-    "{let's|lets|let us}",
-    "{here|below} {is|are}",
-    "{here's|heres|this is}",
-)
-# Verbs that only say "produce" ("plan a ...", "write me a ...") before the noun phrase that is the topic.
-_FILLER_VERBS = _expand(
-    "{plan|write|make|create|build|draft|generate|design|compose|suggest|recommend|prepare|outline|"
-    "brainstorm|craft|produce|find|give|get|provide|list|propose}",
-    "come up with",
-    "put together",
-    "whip up",
-    "set up",
-)
-_DETERMINERS = frozenset({"a", "an", "the", "some", "me", "us"})
-_ARTICLES = frozenset({"a", "an", "the", "some", "any"})
-_NUMBER_WORDS = _words("""
-    one two three four five six seven eight nine ten eleven twelve fifteen twenty thirty forty fifty hundred
-    half multi
-""")
-_UNITS = _words("second minute hour day night week month year page word step person star mile bedroom point course")
-_TRIP_NOUNS = _words("trip vacation holiday getaway visit itinerary honeymoon journey")
-_TRIP_MODIFIERS = _words("road family business school ski solo camping fishing work field girls boys")
-_TRAILING_STOP = _words("""
-    a an the and or but nor with without for to of in on at by from about as into onto over than that which
-    who whom whose if is are was were my your our their his her me us please pls plz thanks thank so like
-    vs versus via per when while where how what i we you just some any very really also & + /
-""")
-# A clause made only of these carries no topic ("Hi there!", "Quick question:", "Thanks in advance").
-_BOILERPLATE = _TRAILING_STOP | _words("""
-    hi hello hey hiya yo there thank question questions quick help helps problem issue need needs have has
-    had something anything assistance urgent ok okay well um uh hmm again everyone all guys folks team good
-    morning afternoon evening sir madam it this these those can could would should will do does did yes no
-    sure great cool awesome nice hope hoping doing are am you're today advance much lot lots appreciate
-    appreciated here here's below following snippet get got getting one more thing it's its now wondering
-    claude chatgpt gpt assistant bot friend dear simple short stupid dumb random let know tell show give
-    code error output
-""")
-_ASSISTANT_NAMES = _words("claude chatgpt gpt assistant bot ai there all everyone")
-_CAPITAL_I = {"i": "I", "i'm": "I'm", "i've": "I've", "i'd": "I'd", "i'll": "I'll"}
-
-_LONGEST_PHRASE = max(len(p) for p in _GREETINGS | _LEAD_INS | _FILLER_VERBS)
-
-
-# --- text preparation -------------------------------------------------------------------------------------
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
-# Periods of common abbreviations would otherwise end a clause ("Dr. Smith").
-_ABBREVIATION = re.compile(r"\b(etc|vs|mr|mrs|ms|dr|st|approx|incl)\.", re.IGNORECASE)
-# What follows "e.g." / "i.e." elaborates; the topic was before it.
-_ELABORATION = re.compile(r"\b(?:e\.g|i\.e)\.,?", re.IGNORECASE)
+# Periods of common abbreviations would otherwise end a clause ("Dr. Smith"); after "e.g." comes an example.
+_ABBREVIATION = re.compile(r"\b(etc|vs|mr|mrs|ms|dr|st|approx|incl|bzw|usw)\.", re.IGNORECASE)
+_ELABORATION = re.compile(r"\b(?:e\.g|i\.e|z\.b)\.,?", re.IGNORECASE)
 # Clause ends: sentence punctuation, "." / ":" only before whitespace (keeps "Node.js", "10:30", "3.5"), and a
-# comma that starts a follow-up question ("I'm going to Paris, what should I see?").
+# comma that starts a follow-up question.
 _CLAUSE_SPLIT = re.compile(
-    r"((?:[?!;\u2026\u3002\uff1f\uff01\uff1b\uff1a]|[.:](?=[\s.]|$)"
-    r"|,(?=[ \t]+(?i:what|how|where|which|why|when|any|can|could|should|would|do|does|is|are)\b))+)"
+    r"((?:[?!;\u2026\u3002\uff1f\uff01\uff1b\uff1a\uff0c]|[.:](?=[\s.]|$)"
+    rf"|,(?=[ \t]+[¿¡]?(?i:{'|'.join(sorted(set().union(*(la.follow_ups for la in LANGUAGES))))})\b))+)"
 )
-_LIST_MARKER = re.compile(r"^\s*(?:#{1,6}\s+|>\s*|[-*+•]\s+|\d{1,3}[.)]\s+)+")
-_CODE_KEYWORDS = _words("def class import function const let var public private protected return package using fn func")
+_DECORATION = re.compile(r"^\s*(?:#{1,6}\s+|>\s*)+")  # Markdown headings and quotes
+_LIST_MARKER = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
+_CODE_KEYWORDS = words("def class import function const let var public private protected return package using fn func")
 _IMPORT_WORD = re.compile(r"[\w.,*]+")
 _CODE_CHARS = frozenset("{}[]();=<>|\\$`")
 
 
-def _split_code_fences(text: str) -> tuple[str, str]:
-    """Prose outside ``` fences, and the code inside them (without the language tag line)."""
-    parts = text.split("```")
-    code_parts = []
-    for part in parts[1::2]:
-        head, newline, body = part.partition("\n")
-        code_parts.append(body if newline and len(head.split()) <= 1 else part)
-    return "\n".join(parts[0::2]), "\n".join(code_parts)
+@dataclass(frozen=True)
+class _Clause:
+    text: str
+    delimiter: str
+    line: int
+    listed: bool  # its line is a list item
+    opens_line: bool
+
+
+def _split_code(head: str) -> tuple[list[str], list[str]]:
+    """Prose lines (blank where code was, so that line numbers still tell lines apart) and code lines."""
+    prose: list[str] = []
+    code: list[str] = []
+    for index, part in enumerate(head.split("```")):
+        if index % 2:  # inside a fence; its first line is a language tag when it is one word or none
+            tag, newline, body = part.partition("\n")
+            lines = body.split("\n") if newline and len(tag.split()) <= 1 else part.split("\n")
+            code.extend(lines)
+            prose.extend("" for _ in lines)
+            continue
+        for line in _prepare(part).split("\n"):
+            is_code = _looks_like_code(line)
+            prose.append("" if is_code else line)
+            code.extend([line] if is_code else [])
+    return prose, code
 
 
 def _prepare(text: str) -> str:
-    text = _ELABORATION.sub("; ", _ABBREVIATION.sub(r"\1", _URL.sub(" ", text)))
-    text = _drop_symbols(text)
+    text = _drop_symbols(_ELABORATION.sub("; ", _ABBREVIATION.sub(r"\1", _URL.sub(" ", text))))
     cased = [ch for ch in text if ch.isupper() or ch.islower()]
     # Shouted messages would make shouted titles; lowercasing loses acronyms, which is the lesser evil.
     if len(cased) >= 8 and sum(ch.isupper() for ch in cased) >= 0.8 * len(cased):
@@ -200,86 +113,64 @@ def _prepare(text: str) -> str:
 
 def _drop_symbols(text: str) -> str:
     """Emoji, pictographs and control/format characters become spaces; newlines are kept as clause breaks."""
-    out = []
-    for ch in text:
-        if ch == "\n":
-            out.append(ch)
-        elif ch.isspace():
-            out.append(" ")
-        else:
-            category = unicodedata.category(ch)
-            code = ord(ch)
-            is_symbol = category in ("So", "Sk", "Cc", "Cf", "Cs", "Co", "Cn")
-            is_emoji_part = 0xFE00 <= code <= 0xFE0F or 0x1F3FB <= code <= 0x1F3FF or code == 0x20E3
-            out.append(" " if is_symbol or is_emoji_part else ch)
-    return "".join(out)
+    return "".join(" " if ch != "\n" and _is_blank(ch) else ch for ch in text)
+
+
+def _is_blank(ch: str) -> bool:
+    code = ord(ch)
+    is_emoji_part = 0xFE00 <= code <= 0xFE0F or 0x1F3FB <= code <= 0x1F3FF or code == 0x20E3
+    return ch.isspace() or is_emoji_part or unicodedata.category(ch) in ("So", "Cc", "Cf", "Cs", "Co", "Cn")
 
 
 def _looks_like_code(line: str) -> bool:
-    if line.startswith(("    ", "\t")):
-        return True
     stripped = line.strip()
+    if line.startswith(("    ", "\t")) or stripped.endswith(("{", ";")) or stripped.startswith("}"):
+        return True
     if stripped.startswith(("$ ", ">>> ", "//", "/*", "<?", "</", "#include", 'File "', "Traceback (most recent call")):
         return True
-    if stripped.endswith(("{", ";")) or stripped.startswith("}"):
+    if stripped[:1] == "<" and stripped[-1:] == ">":
         return True
-    if stripped.startswith("<") and stripped.endswith(">"):
+    parts = stripped.split() or [""]
+    if parts[0] in _CODE_KEYWORDS and any(ch in stripped for ch in "(){}=:;"):
         return True
-    words = stripped.split()
-    first = words[0] if words else ""
-    if first in _CODE_KEYWORDS and any(ch in stripped for ch in "(){}=:;"):
-        return True
-    if first in ("import", "from") and "import" in words and all(_IMPORT_WORD.fullmatch(w) for w in words):
+    if parts[0] in ("import", "from") and "import" in parts and all(map(_IMPORT_WORD.fullmatch, parts)):
         return True
     return sum(ch in _CODE_CHARS for ch in stripped) > 0.15 * len(stripped)
 
 
-@dataclass(frozen=True)
-class _Clause:
-    text: str
-    delimiter: str
-    line: int
-
-
-def _clauses(prose: str) -> Iterator[_Clause]:
+def _clauses(prose: list[str]) -> Iterator[_Clause]:
     count = 0
-    for line_number, raw_line in enumerate(prose.split("\n")):
-        if not raw_line.strip() or _looks_like_code(raw_line):
-            continue
-        parts = _CLAUSE_SPLIT.split(_LIST_MARKER.sub("", raw_line))
+    for number, raw_line in enumerate(prose):
+        line = _DECORATION.sub("", raw_line)
+        item = _LIST_MARKER.sub("", line)
+        parts = _CLAUSE_SPLIT.split(item)
         for index in range(0, len(parts), 2):
-            delimiter = parts[index + 1] if index + 1 < len(parts) else ""
             if has_alnum(parts[index]):
-                yield _Clause(parts[index], delimiter, line_number)
+                delimiter = parts[index + 1] if index + 1 < len(parts) else ""
+                yield _Clause(parts[index], delimiter, number, item != line, index == 0)
                 count += 1
                 if count >= _MAX_CLAUSES:
                     return
 
 
-# --- tokens -----------------------------------------------------------------------------------------------
-
 _EDGE_CHARS = "\"'`*~\u201c\u201d\u201e\u201f\u00ab\u00bb\u2039\u203a\u2018\u2019\u201a\u00bf\u00a1"
 _SENTENCE_PUNCT = ",.;:!?"
-_KEPT_SYMBOLS = frozenset({"&", "+", "/"})
+# Operators mean something in a title ("0.1 + 0.2 == 0.3", "x^2 * y"); dashes and a lone "!" do not.
+_OPERATOR = re.compile(r"[&+/*^%=<>]+|[!<>=]=+")
 _BRACKETS = (("(", ")"), ("[", "]"), ("{", "}"))
 
 
 def _tokens(text: str) -> list[str]:
-    tokens = []
-    for word in text.split():
-        token = _clean_token(word)
-        if token:
-            tokens.append(token)
-            if len(tokens) >= _MAX_TOKENS:
-                break
-    return tokens
+    return [token for token in map(_clean_token, text.split()) if token][:_MAX_TOKENS]
 
 
 def _clean_token(word: str) -> str:
     # No title keeps a word this long whole, and the cap bounds the bracket balancing below.
     word = word[:_MAX_WORD_CHARS].replace("\u2019", "'")
+    if _OPERATOR.fullmatch(word):
+        return word
     core = word.rstrip(_SENTENCE_PUNCT)
-    keeps_comma = "," in word[len(core) :]
+    keeps_comma = "," in word[len(core) :]  # "Hi Claude, ..." marks a name, "eggs, milk" a list
     previous = None
     while core != previous:
         previous = core
@@ -290,195 +181,154 @@ def _clean_token(word: str) -> str:
             if core.endswith(closing) and core.count(closing) > core.count(opening):
                 core = core[:-1]
         core = core.rstrip(_SENTENCE_PUNCT)
-    if not has_alnum(core) and core not in _KEPT_SYMBOLS:
+    if not has_alnum(core):
         return ""
     return core + "," if keeps_comma else core
 
 
 def _norm(token: str) -> str:
-    return token.lower().rstrip(_SENTENCE_PUNCT)
+    return token.casefold().rstrip(_SENTENCE_PUNCT)
 
 
-def _phrase_at(norms: list[str], start: int, table: frozenset[tuple[str, ...]]) -> int:
-    """Length of the longest phrase of `table` starting at `start`, 0 if none does."""
-    for length in range(min(_LONGEST_PHRASE, len(norms) - start), 0, -1):
-        if tuple(norms[start : start + length]) in table:
+def _phrase_at(norms: list[str], start: int, table: Phrases, *, before: bool = False) -> int:
+    """Length of the longest phrase of `table` starting at `start` (or ending there), 0 if none does."""
+    for length in range(min(LONGEST, start if before else len(norms) - start), 0, -1):
+        if tuple(norms[start - length : start] if before else norms[start : start + length]) in table:
             return length
     return 0
 
 
-def _is_number(norm: str) -> bool:
-    return norm.isdigit() or norm in _NUMBER_WORDS
+_Candidate = tuple[list[str], frozenset[str], bool]
 
 
-# --- finding the topic ------------------------------------------------------------------------------------
+def _candidates(clauses: list[_Clause], code: list[str], head: str) -> Iterator[_Candidate]:
+    """Titles from best to last resort; the first non-empty one is used."""
+    yield _topic_of(clauses)
+    # Code only: its first line names it, as typed. Without its "#", "//", "$" or ">>>", a comment reads as prose.
+    for line in code:
+        parts = _drop_symbols(line).split()
+        while parts and not has_alnum(parts[0]):
+            parts.pop(0)
+        if parts:
+            yield [part[:_MAX_WORD_CHARS] for part in parts[:_MAX_TOKENS]], frozenset(), False
+            break
+    # Only greetings and framing ("Hi!", "Can you help?"): the message's own first words beat nothing.
+    yield next((_tokens(clause.text) for clause in clauses), []), ENGLISH.stops, True
+    yield _tokens(_drop_symbols(head)), ENGLISH.stops, True
 
 
-def _topic_of(prose: str) -> list[str]:
-    """Tokens of the first clause that says something beyond greetings and request boilerplate."""
-    clauses = list(_clauses(prose))
+def _topic_of(clauses: list[_Clause]) -> _Candidate:
+    """Tokens of the first clause that says something beyond greetings and request framing."""
     for index, clause in enumerate(clauses):
-        tokens = _topic_tokens(clause.text)
+        tokens, language = _topic_tokens(clause.text)
         if not tokens:
             continue
+        stops = language.stops | ENGLISH.stops
         following = clauses[index + 1] if index + 1 < len(clauses) else None
-        # "Python: how do I reverse a list?" -> "Python: reverse a list"; a one- or two-word label alone
-        # ("TypeError") names the area but not the question.
-        is_label = len(tokens) <= 2 and clause.delimiter.startswith((":", "\uff1a", ","))
-        if is_label and following is not None and following.line == clause.line:
-            rest = _topic_tokens(following.text)
-            if rest:
-                return [*tokens[:-1], tokens[-1].rstrip(",") + ":", *rest]
-        return tokens
-    return []
+        # A short label names the area, what follows it the question: "Python: how do I read a CSV file?" ->
+        # "Python: read a CSV file"; "Shopping list:" over a list -> "Shopping list: eggs, milk, flour".
+        if len(tokens) <= _SHORT and clause.delimiter.startswith((":", "\uff1a")) and following is not None:
+            label = [*tokens[:-1], tokens[-1] + ":"]
+            if following.line == clause.line and (rest := _topic_tokens(following.text)[0]):
+                return [*label, *rest], stops, True
+            if following.line != clause.line and following.listed and (items := _short_items(clauses[index + 1 :])):
+                return [*label, *items], stops, True
+        if clause.listed and clause.opens_line and len(tokens) <= _SHORT:
+            return _short_items(clauses[index:]) or tokens, stops, True
+        return tokens, stops, True
+    return [], frozenset(), True
 
 
-def _topic_tokens(clause: str) -> list[str]:
-    """The clause reduced to its topic, or [] when it is only boilerplate."""
-    tokens, greeted = _strip_lead_ins(_tokens(clause))
-    if len(tokens) > 1 and _norm(tokens[0]) in _ARTICLES:
+def _short_items(clauses: list[_Clause]) -> list[str]:
+    """ "eggs, milk, flour" from consecutive short list items; [] when the first item is long."""
+    joined: list[str] = []
+    for clause in (clause for clause in clauses if clause.opens_line):
+        item = _topic_tokens(clause.text)[0] or _tokens(clause.text)
+        if not clause.listed or len(item) > _SHORT or len(joined) >= _MAX_TOKENS:
+            break
+        if joined:
+            joined[-1] += ","
+        joined.extend([*item[:-1], item[-1].rstrip(",")])
+    return joined
+
+
+def _topic_tokens(text: str) -> tuple[list[str], Language]:
+    """The clause reduced to its topic ([] when it is only framing), and the language its framing was in."""
+    tokens, language, greeted = _strip_lead(_tokens(text))
+    had_article = len(tokens) > 1 and _norm(tokens[0]) in language.articles
+    if had_article:
         tokens = tokens[1:]
-    tokens = _trim_trailing(tokens)
-    if not tokens or all(_norm(token) in _BOILERPLATE for token in tokens):
-        return []
+    elif tokens and tokens[0][:2].casefold() == "l'" and has_alnum(tokens[0][2:]):  # French and Italian elision
+        tokens = [tokens[0][2:], *tokens[1:]]
+    tokens = _trim_tail(tokens, language, had_article)
+    stops = language.stops | ENGLISH.stops
+    if all(_norm(token) in CONTENTLESS or _norm(token) in stops or not has_alnum(token) for token in tokens):
+        return [], language
     if greeted and len(tokens) <= 2:  # "Hi Claude!" is an address, not a topic
-        return []
-    return _front_destination(_hyphenate_durations(tokens))
+        return [], language
+    return tokens, language
 
 
-def _strip_lead_ins(tokens: list[str]) -> tuple[list[str], bool]:
+def _strip_lead(tokens: list[str]) -> tuple[list[str], Language, bool]:
+    """Drops greetings, politeness, framing and "produce" verbs from the front, in any order."""
     norms = [_norm(token) for token in tokens]
-    start = 0
-    greeted = False
+    start, language, greeted = 0, ENGLISH, False
     while start < len(tokens):
-        length = _phrase_at(norms, start, _GREETINGS)
+        length = _phrase_at(norms, start, GREETINGS)
         if length and norms[start + length : start + length + 1] != ["world"]:  # "Hello world in Rust"
-            greeted = True
-            start += length
-            start += _name_after_greeting(tokens, norms, start)
+            start, greeted = start + length, True
+            # "Hi Claude, ..." / "Hey chatgpt, ...": the name belongs to the greeting.
+            name = tokens[start] if start + 1 < len(tokens) else ""
+            if name.endswith(",") and (name[:1].isupper() or norms[start] in ASSISTANT_NAMES):
+                start += 1
             continue
-        length = _phrase_at(norms, start, _LEAD_INS)
-        if length:
-            start += length
-            continue
-        length = _filler_verb_at(norms, start)
-        if length:
-            start += length
-            continue
-        break
-    return tokens[start:], greeted
+        length = _phrase_at(norms, start, POLITENESS)
+        for candidate in LANGUAGES:  # the longest match decides the language; English wins a tie
+            framing = _phrase_at(norms, start, candidate.framing)
+            if framing > length:
+                length, language = framing, candidate
+        if not length:
+            break
+        start += length
+    return tokens[start:], language, greeted
 
 
-def _name_after_greeting(tokens: list[str], norms: list[str], start: int) -> int:
-    """1 when a name follows the greeting ("Hi Claude, ..."), so that it is skipped too."""
-    if start + 1 >= len(tokens) or not tokens[start].endswith(","):
-        return 0
-    return 1 if tokens[start][:1].isupper() or norms[start] in _ASSISTANT_NAMES else 0
-
-
-def _filler_verb_at(norms: list[str], start: int) -> int:
-    """How many tokens "write me a" / "plan a" / "list 5" spans, 0 unless a noun phrase follows."""
-    length = _phrase_at(norms, start, _FILLER_VERBS)
-    if not length:
-        return 0
-    end = start + length
-    while end < len(norms) and norms[end] in _DETERMINERS:
-        end += 1
-    if end == start + length and not (end < len(norms) and _is_number(norms[end])):
-        return 0  # "build failing on CI": the verb is the topic, not filler
-    if not any(norm not in _TRAILING_STOP for norm in norms[end:]):
-        return 0
-    return end - start
-
-
-def _hyphenate_durations(tokens: list[str]) -> list[str]:
-    """Joins a number to its unit before a noun: three day trip -> three-day trip, 5 year old -> 5-year-old."""
-    out: list[str] = []
-    index = 0
-    while index < len(tokens):
-        token = tokens[index]
-        unit = tokens[index + 1] if index + 1 < len(tokens) else ""
-        after = tokens[index + 2] if index + 2 < len(tokens) else ""
-        if (
-            _is_number(_norm(token))
-            and token == token.rstrip(_SENTENCE_PUNCT)
-            and _norm(unit) in _UNITS
-            and unit == unit.rstrip(_SENTENCE_PUNCT)
-            and after.isalpha()
-            and _norm(after) not in _TRAILING_STOP
-        ):
-            if _norm(after) == "old":
-                out.append(f"{token}-{unit}-{after}")
-                index += 3
-            else:
-                out.append(f"{token}-{unit}")
-                index += 2
-            continue
-        out.append(token)
-        index += 1
-    return out
-
-
-def _front_destination(tokens: list[str]) -> list[str]:
-    """Puts the place before the trip noun: three-day trip to Lisbon in March -> three-day Lisbon trip in March."""
+def _trim_tail(tokens: list[str], language: Language, had_article: bool) -> list[str]:
+    """Drops trailing politeness and dangling stop words, but never the last remaining token."""
     norms = [_norm(token) for token in tokens]
-    for index in range(len(tokens) - 2):
-        if norms[index] not in _TRIP_NOUNS or norms[index + 1] != "to" or tokens[index].endswith(","):
-            continue
-        end = index + 2
-        while end < len(tokens) and tokens[end][:1].isupper() and norms[end] not in _TRAILING_STOP:
-            end += 1
-            if tokens[end - 1].endswith(","):
-                break
-        if end == index + 2:
-            return tokens
-        place = [token.rstrip(",") for token in tokens[index + 2 : end]]
-        insert_at = index - 1 if index > 0 and norms[index - 1] in _TRIP_MODIFIERS else index
-        return [*tokens[:insert_at], *place, *tokens[insert_at : index + 1], *tokens[end:]]
-    return tokens
-
-
-def _trim_trailing(tokens: list[str]) -> list[str]:
-    """Drops dangling stop words ("... with kids and") but never the last remaining token."""
-    end = len(tokens)
-    while end > 1 and _norm(tokens[end - 1]) in _TRAILING_STOP:
-        end -= 1
+    # German ends an infinitive clause with "zu <verb>": "(einen) Brief zu schreiben". The "zu" goes, and so
+    # does a "produce" verb after an article, as "write a letter" loses "write".
+    if language.final_verbs and len(tokens) > 2 and norms[-2] == "zu":
+        tokens, norms = [*tokens[:-2], tokens[-1]], [*norms[:-2], norms[-1]]
+    if had_article and len(tokens) > 1 and norms[-1] in language.final_verbs:
+        tokens, norms = tokens[:-1], norms[:-1]
+    end, stops = len(tokens), language.stops | ENGLISH.stops
+    while end > 1:
+        politeness = _phrase_at(norms, end, POLITENESS, before=True)
+        if 0 < politeness < end:
+            end -= politeness
+        elif norms[end - 1] in stops:
+            end -= 1
+        else:
+            break
     trimmed = tokens[:end]
     if trimmed:
         trimmed[-1] = trimmed[-1].rstrip(_SENTENCE_PUNCT) or trimmed[-1]
     return trimmed
 
 
-def _first_words(prose: str, code: str, text: str) -> list[str]:
-    """The last resort: the message's own first words, from the first source that has any."""
-    for source in (prose, code, text):
-        tokens = _tokens(_drop_symbols(_URL.sub(" ", source[:_SCAN_CHARS])))
-        if tokens:
-            return tokens
-    # Only URLs, or the first letter comes after a long run of symbols: start at that letter.
-    first_alnum = next((index for index, ch in enumerate(text) if ch.isalnum()), 0)
-    return _tokens(_drop_symbols(text[first_alnum : first_alnum + _SCAN_CHARS]))
-
-
-# --- final form -------------------------------------------------------------------------------------------
-
-
-def _finish(tokens: Iterable[str], max_words: int, max_chars: int) -> str:
-    words = [_CAPITAL_I.get(token.lower(), token) for token in tokens]
-    title = truncate_title(" ".join(_trim_trailing(words)), max_words, max_chars)
-    title = " ".join(_trim_trailing(title.split())).rstrip(_SENTENCE_PUNCT + "-\u2013\u2014")
-    if not has_alnum(title):  # a limit of a few characters cut away everything but punctuation
-        title = "".join(ch for ch in " ".join(words) if ch.isalnum())[:max_chars]
-    return _capitalize_first(title) or DEFAULT_TITLE
-
-
-def _capitalize_first(title: str) -> str:
-    first = title.split(" ", 1)[0]
-    # "iPhone", "eBay" and code identifiers keep their case.
-    if (
-        first[:1].islower()
-        and not any(ch.isupper() for ch in first[1:])
-        and all(ch.isalpha() or ch in "-'" for ch in first)
-    ):
-        return title[0].upper() + title[1:]
-    return title
+def _finish(tokens: list[str], stops: frozenset[str], is_prose: bool, max_words: int, max_chars: int) -> str:
+    cased = [CAPITAL_I.get(token.casefold(), token) for token in tokens] if is_prose else tokens
+    title = truncate_title(" ".join(cased), max_words, max_chars).split()
+    # A cut can leave "with", "to" or a lone operator dangling.
+    while len(title) > 1 and (_norm(title[-1]) in stops or not has_alnum(title[-1])):
+        title.pop()
+    text = " ".join(title).rstrip(_SENTENCE_PUNCT + "-\u2013\u2014")
+    if not has_alnum(text):  # a limit of a few characters cut away everything but punctuation
+        text = "".join(ch for ch in " ".join(cased) if ch.isalnum())[:max_chars]
+    first = text.split(" ", 1)[0]
+    # Code and words such as "iPhone" or "eBay" keep their case.
+    # "ß" would become "SS", a character more than the limit allowed for.
+    if is_prose and first[:1].isalpha() and first == first.lower() and all(c.isalpha() or c in "-'" for c in first):
+        text = text[0].upper() + text[1:] if len(text[0].upper()) == 1 else text
+    return text or DEFAULT_TITLE
