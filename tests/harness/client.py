@@ -36,7 +36,7 @@ class Api:
 
     client: httpx.AsyncClient
     backend: Backend
-    url: str
+    base_url: str
     real_socket: bool
     in_process: FastAPI | None = None
     jwt_secret: str = JWT_SECRET
@@ -59,7 +59,7 @@ class Api:
 
     @property
     def port(self) -> int:
-        port = httpx.URL(self.url).port
+        port = httpx.URL(self.base_url).port
         assert self.real_socket and port is not None, "served through the ASGI transport: there is no port"
         return port
 
@@ -94,7 +94,7 @@ class Api:
             headers["Last-Event-ID"] = str(last_event_id)
         # A client of its own: open streams must not take the request client's pooled connections.
         async with (
-            httpx.AsyncClient(base_url=self.url, timeout=httpx.Timeout(30.0, read=None)) as client,
+            httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(30.0, read=None)) as client,
             client.stream("GET", "/api/events", headers=headers) as response,
         ):
             assert response.status_code == 200, (await response.aread()).decode()
