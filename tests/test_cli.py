@@ -3,13 +3,10 @@ on the SQLite default in a real uvicorn process."""
 
 from __future__ import annotations
 
-import os
-import socket
 import stat
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -17,30 +14,15 @@ import jwt
 import pytest
 
 from tests.conftest import JWT_SECRET
+from tests.harness.processes import THREADSTORE, ServeProcess, threadstore_env
 
 
 def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "threadstore", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
-    )
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("THREADSTORE_")}
-    env.update({"THREADSTORE_DATA_DIR": str(tmp_path / "data"), **extra})
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return subprocess.run([*THREADSTORE, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 def test_token_is_signed_with_the_configured_secret(tmp_path: Path) -> None:
-    result = _cli(
-        "token", "--user", "alice", "--ttl", "60", env=_env(tmp_path, THREADSTORE_JWT_SECRET=JWT_SECRET), cwd=tmp_path
-    )
+    result = _cli("token", "--user", "alice", "--ttl", "60", env=threadstore_env(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     claims = jwt.decode(result.stdout.strip(), JWT_SECRET, algorithms=["HS256"])
     assert claims["sub"] == "alice"
@@ -48,8 +30,8 @@ def test_token_is_signed_with_the_configured_secret(tmp_path: Path) -> None:
 
 
 def test_sqlite_default_generates_a_private_secret_once(tmp_path: Path) -> None:
-    first = _cli("token", "--user", "a", env=_env(tmp_path), cwd=tmp_path)
-    second = _cli("token", "--user", "a", env=_env(tmp_path), cwd=tmp_path)
+    first = _cli("token", "--user", "a", env=threadstore_env(tmp_path, jwt_secret=None), cwd=tmp_path)
+    second = _cli("token", "--user", "a", env=threadstore_env(tmp_path, jwt_secret=None), cwd=tmp_path)
     secret_file = tmp_path / "data" / "jwt-secret"
     assert first.returncode == second.returncode == 0
     assert "generated a JWT secret" in first.stderr
@@ -60,54 +42,32 @@ def test_sqlite_default_generates_a_private_secret_once(tmp_path: Path) -> None:
 
 
 def test_postgres_without_a_secret_is_refused(tmp_path: Path) -> None:
-    env = _env(tmp_path, THREADSTORE_DATABASE_URL="postgresql+asyncpg://postgres@127.0.0.1:5432/x")
+    env = threadstore_env(tmp_path, database_url="postgresql+asyncpg://postgres@127.0.0.1:5432/x", jwt_secret=None)
     result = _cli("token", "--user", "a", env=env, cwd=tmp_path)
     assert result.returncode == 2
     assert "THREADSTORE_JWT_SECRET must be set" in result.stderr
 
 
 def test_short_secret_is_refused(tmp_path: Path) -> None:
-    result = _cli("token", "--user", "a", env=_env(tmp_path, THREADSTORE_JWT_SECRET="short"), cwd=tmp_path)
+    result = _cli("token", "--user", "a", env=threadstore_env(tmp_path, jwt_secret="short"), cwd=tmp_path)
     assert result.returncode == 2
     assert "at least 32 bytes" in result.stderr
 
 
 def test_migrate_creates_the_schema(tmp_path: Path) -> None:
-    result = _cli("migrate", env=_env(tmp_path), cwd=tmp_path)
+    result = _cli("migrate", env=threadstore_env(tmp_path, jwt_secret=None), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "data" / "threadstore.db").exists()
     assert "schema is at revision" in result.stderr
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    port = _free_port()
-    env = _env(tmp_path)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "threadstore", "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server did not become ready: {process.stderr.read() if process.stderr else ''}")
-            time.sleep(0.2)
-        token = _cli("token", "--user", "alice", env=env, cwd=tmp_path).stdout.strip()
-        yield base, token
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+async def served(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
+    """`threadstore serve` with nothing configured, and a token the CLI issued with the secret it generated."""
+    async with ServeProcess(tmp_path, jwt_secret=None) as server:
+        await server.wait_ready()
+        token = _cli("token", "--user", "alice", env=server.env, cwd=tmp_path).stdout.strip()
+        yield server.base_url, token
 
 
 def test_serve_answers_the_readme_walkthrough_on_sqlite(served: tuple[str, str]) -> None:
@@ -144,17 +104,17 @@ def test_serve_answers_the_readme_walkthrough_on_sqlite(served: tuple[str, str])
 def test_a_short_kept_secret_is_refused(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "jwt-secret").write_text("abc\n")
-    result = _cli("token", "--user", "a", env=_env(tmp_path), cwd=tmp_path)
+    result = _cli("token", "--user", "a", env=threadstore_env(tmp_path, jwt_secret=None), cwd=tmp_path)
     assert result.returncode == 2
     assert "shorter than 32 bytes" in result.stderr
 
 
 def test_instances_starting_together_share_one_generated_secret(tmp_path: Path) -> None:
     """Several processes creating the secret at once: the file appears whole, once, and all use it."""
-    env = _env(tmp_path)
+    env = threadstore_env(tmp_path, jwt_secret=None)
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "threadstore", "token", "--user", "a"],
+            [*THREADSTORE, "token", "--user", "a"],
             env=env,
             cwd=tmp_path,
             stdout=subprocess.PIPE,
@@ -174,37 +134,14 @@ def test_instances_starting_together_share_one_generated_secret(tmp_path: Path) 
 
 @pytest.mark.parametrize("ttl", ["0", "-5"])
 def test_token_ttl_must_be_positive(tmp_path: Path, ttl: str) -> None:
-    result = _cli(
-        "token", "--user", "a", "--ttl", ttl, env=_env(tmp_path, THREADSTORE_JWT_SECRET=JWT_SECRET), cwd=tmp_path
-    )
+    result = _cli("token", "--user", "a", "--ttl", ttl, env=threadstore_env(tmp_path), cwd=tmp_path)
     assert result.returncode == 2
     assert "positive" in result.stderr
 
 
-def test_workers_log_with_the_request_id(tmp_path: Path) -> None:
+async def test_workers_log_with_the_request_id(tmp_path: Path) -> None:
     """With --workers N every worker is a new process: it must set up logging itself."""
-    port = _free_port()
-    env = _env(tmp_path, THREADSTORE_JWT_SECRET=JWT_SECRET)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "threadstore", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        response = httpx.get(f"{base}/api/threads", headers={"X-Request-ID": "trace-me-123"}, timeout=5)
+    async with ServeProcess(tmp_path, args=["--workers", "2"], settings={"log_level": "INFO"}) as server:
+        response = await server.api.client.get("/api/threads", headers={"X-Request-ID": "trace-me-123"})
         assert response.status_code == 401
-    finally:
-        process.terminate()
-        _, stderr = process.communicate(timeout=20)
-    assert "[request_id=trace-me-123] request refused: 401 unauthorized" in stderr
+    assert "[request_id=trace-me-123] request refused: 401 unauthorized" in server.log()

@@ -112,16 +112,24 @@ def _declare_bearer_auth(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def build_asgi(settings: Settings) -> tuple[FastAPI, ASGIApp]:
+    """The FastAPI app and the ASGI app that serves it: the FastAPI app inside the request-context
+    middleware (outermost, so even errors raised by Starlette's own error middleware leave with a request
+    id). Every server of the app is built here, `threadstore serve` and the tests alike; the FastAPI app is
+    returned too because its state (the database, the event hub) is what tests look at."""
+    app = create_app(settings)
+    return app, RequestContextMiddleware(app, max_body_bytes=settings.max_body_bytes)
+
+
 def create_asgi_app(settings: Settings | None = None) -> ASGIApp:
-    """The served app: the FastAPI app inside the request-context middleware (outermost, so even errors
-    raised by Starlette's own error middleware leave with a request id)."""
+    """The app `threadstore serve` runs (uvicorn's factory), with the process-wide setup it needs."""
     settings = settings or load_settings()
     # Here, not only in the CLI: with --workers N each worker is a fresh process that imports only this.
     logs.configure(settings.log_level)
-    app = RequestContextMiddleware(create_app(settings), max_body_bytes=settings.max_body_bytes)
+    _, app = build_asgi(settings)
     # What is built by now (modules, the app, its routes) lives as long as the process: frozen out of the
     # collector's reach, full collections stop walking it; under load their pauses were most of the p99
-    # (docs/performance.md). Not in create_app: tests build many.
+    # (docs/performance.md). Not in build_asgi: tests build many.
     gc.collect()
     gc.freeze()
     # A request's objects are freed by reference counting; the collector is for cycles, which are few here.

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from tests.conftest import Backend, fresh_database
+from tests.harness.processes import THREADSTORE, threadstore_env
 from tests.pg_server import PgServer
 from threadstore.db import migrate
 from threadstore.db.tables import metadata
@@ -56,12 +55,9 @@ async def test_instances_migrating_together_all_succeed(
 ) -> None:
     """Four `threadstore migrate` processes on one fresh database: the lock serializes them, none fails."""
     async with fresh_database(backend.name, pg_server, tmp_path, migrated=False) as fresh:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("THREADSTORE_")}
-        env.update(THREADSTORE_DATABASE_URL=fresh.url, THREADSTORE_JWT_SECRET="s" * 40)
+        env = threadstore_env(tmp_path, database_url=fresh.url)
         processes = [
-            await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "threadstore", "migrate", env=env, stderr=subprocess.PIPE
-            )
+            await asyncio.create_subprocess_exec(*THREADSTORE, "migrate", env=env, cwd=tmp_path, stderr=subprocess.PIPE)
             for _ in range(4)
         ]
         results = [await p.communicate() for p in processes]

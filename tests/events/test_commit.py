@@ -14,19 +14,21 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import Backend, execute_sql, fresh_database, make_settings, new_user
 from tests.db.test_transaction_owner import FAIL_AT_COMMIT
-from tests.events.conftest import FAST, Served, serving
+from tests.events.conftest import FAST
+from tests.harness.app import running_api
+from tests.harness.client import Api
 from tests.http.problems import assert_problem
 from tests.pg_server import PgServer
 from threadstore.db.tables import events
 
 
-async def _recorded_types(served: Served, user: str) -> list[str]:
-    async with served.database.engine.connect() as conn:
+async def _recorded_types(api: Api, user: str) -> list[str]:
+    async with api.database.engine.connect() as conn:
         rows = await conn.execute(select(events.c.type).where(events.c.user_id == user).order_by(events.c.id))
         return list(rows.scalars())
 
 
-async def test_a_write_whose_commit_fails_sends_no_event(served: Served) -> None:
+async def test_a_write_whose_commit_fails_sends_no_event(api: Api) -> None:
     """The COMMIT itself raises, in the driver path (SQLAlchemy's commit event), on both databases. (A keyed
     create, a transaction: without a key it is a single statement, which PostgreSQL commits without a COMMIT;
     the deferred-constraint test below fails that kind at its commit.)"""
@@ -37,35 +39,35 @@ async def test_a_write_whose_commit_fails_sends_no_event(served: Served) -> None
         if failing["on"]:
             raise ConnectionError("injected commit failure")
 
-    sync_engine = served.database.engine.sync_engine
+    sync_engine = api.database.engine.sync_engine
     event.listen(sync_engine, "commit", fail_commit)
     try:
-        async with served.stream(user) as stream:
+        async with api.stream(user) as stream:
             keep_alive = await stream.frame()  # the stream is past its catch-up read: it waits in memory now
             assert keep_alive is not None and keep_alive.comment == "keep-alive"
             failing["on"] = True
             try:
                 body = {"title": "lost", "messages": [{"content": "hello"}]}
                 keyed = {"Idempotency-Key": "lost"}
-                failed = await served.request("POST", "/api/threads", user=user, json=body, headers=keyed)
+                failed = await api.request("POST", "/api/threads", user=user, json=body, headers=keyed)
             finally:
                 failing["on"] = False
             assert failed.status_code >= 500
-            kept = await served.create_thread(user, title="kept")
+            kept = await api.create_thread(user, title="kept")
             first = await stream.event()
     finally:
         event.remove(sync_engine, "commit", fail_commit)
     assert first is not None and first.data == kept
-    assert await _recorded_types(served, user) == ["thread.created"]
+    assert await _recorded_types(api, user) == ["thread.created"]
 
 
 @pytest.fixture
-async def served_with_commit_trigger(pg_server: PgServer | None, tmp_path: Path) -> AsyncIterator[Served]:
+async def served_with_commit_trigger(pg_server: PgServer | None, tmp_path: Path) -> AsyncIterator[Api]:
     async with fresh_database("postgresql", pg_server, tmp_path) as backend:
         assert backend.dsn is not None
         await execute_sql(backend.dsn, FAIL_AT_COMMIT)
-        async with serving(backend, make_settings(backend, tmp_path, **FAST)) as served:
-            yield served
+        async with running_api(backend, make_settings(backend, tmp_path, **FAST), real_socket=True) as api:
+            yield api
 
 
 @pytest.mark.parametrize(
@@ -79,24 +81,24 @@ async def served_with_commit_trigger(pg_server: PgServer | None, tmp_path: Path)
     ],
 )
 async def test_a_deferred_constraint_failing_at_commit_sends_no_event(
-    served_with_commit_trigger: Served, write: tuple[str, dict[str, Any], dict[str, str]]
+    served_with_commit_trigger: Api, write: tuple[str, dict[str, Any], dict[str, str]]
 ) -> None:
     """PostgreSQL: the server refuses the commit (a deferred constraint trigger) after the event row was
     written in the same transaction: at COMMIT, or for a single-statement write at the end of its statement."""
-    served = served_with_commit_trigger
+    api = served_with_commit_trigger
     user = new_user()
     method, body, headers = write
-    target = await served.create_thread(user, title="target") if method == "PATCH" else None
-    async with served.stream(user) as stream:
+    target = await api.create_thread(user, title="target") if method == "PATCH" else None
+    async with api.stream(user) as stream:
         if target is not None:
-            failed = await served.request("PATCH", f"/api/threads/{target['id']}", user=user, json=body)
+            failed = await api.request("PATCH", f"/api/threads/{target['id']}", user=user, json=body)
         else:
-            failed = await served.request("POST", "/api/threads", user=user, json=body, headers=headers)
+            failed = await api.request("POST", "/api/threads", user=user, json=body, headers=headers)
         assert_problem(failed, 500)
-        kept = await served.create_thread(user, title="kept")
+        kept = await api.create_thread(user, title="kept")
         first = await stream.event()
     assert first is not None and first.data == kept
-    assert await _recorded_types(served, user) == ["thread.created"] * (2 if target else 1)
+    assert await _recorded_types(api, user) == ["thread.created"] * (2 if target else 1)
 
 
 class _HeldEvent:
@@ -138,11 +140,11 @@ class _HeldEvent:
             self._sqlite.close()
 
 
-async def test_an_event_is_delivered_only_once_its_transaction_committed(served: Served) -> None:
+async def test_an_event_is_delivered_only_once_its_transaction_committed(api: Api) -> None:
     user = new_user()
-    held = _HeldEvent(served.backend, user)
+    held = _HeldEvent(api.backend, user)
     try:
-        async with served.stream(user) as stream:
+        async with api.stream(user) as stream:
             await held.insert()
             # Several poll and sweep intervals pass: nothing but keep-alives while the transaction is open.
             for _ in range(5):

@@ -12,7 +12,9 @@ import httpx
 import pytest
 
 from tests.conftest import APP_NAME, Backend, execute_sql, fresh_database, make_settings, new_user
-from tests.events.conftest import FAST, Frame, Served, serving
+from tests.events.conftest import FAST
+from tests.harness.app import running_api
+from tests.harness.client import Api, Frame
 from tests.pg_server import PgServer
 
 pytestmark = pytest.mark.postgres_only
@@ -26,7 +28,10 @@ async def test_a_write_on_one_instance_reaches_a_stream_on_another_within_a_seco
 ) -> None:
     # Default poll interval: the NOTIFY path is what is measured, the poll is only its fallback.
     settings = make_settings(backend, tmp_path, event_keep_alive_seconds=0.2)
-    async with serving(backend, settings) as writer, serving(backend, settings) as reader:
+    async with (
+        running_api(backend, settings, real_socket=True) as writer,
+        running_api(backend, settings, real_socket=True) as reader,
+    ):
         user = new_user()
         async with reader.stream(user) as stream:
             thread = await writer.create_thread(user)
@@ -47,9 +52,11 @@ async def test_delivery_across_instances_survives_a_lost_listen_connection(backe
     still brings the other instance's writes within the bound."""
     assert backend.dsn is not None
     reader_name = f"{APP_NAME}-reader"
+    writer_settings = make_settings(backend, tmp_path, event_keep_alive_seconds=0.2)
+    reader_settings = make_settings(backend, tmp_path, application_name=reader_name)
     async with (
-        serving(backend, make_settings(backend, tmp_path, event_keep_alive_seconds=0.2)) as writer,
-        serving(backend, make_settings(backend, tmp_path, application_name=reader_name)) as reader,
+        running_api(backend, writer_settings, real_socket=True) as writer,
+        running_api(backend, reader_settings, real_socket=True) as reader,
     ):
         user = new_user()
         async with reader.stream(user) as stream:
@@ -66,11 +73,11 @@ async def test_delivery_across_instances_survives_a_lost_listen_connection(backe
                 assert frame.received - committed < CROSS_INSTANCE_SECONDS
 
 
-async def _write_until_accepted(served: Served, user: str, thread_id: str, content: str) -> dict[str, Any]:
+async def _write_until_accepted(api: Api, user: str, thread_id: str, content: str) -> dict[str, Any]:
     """Right after a restart the first requests may be refused (503): a client retries them."""
     for _ in range(100):
         try:
-            response = await served.request(
+            response = await api.request(
                 "POST",
                 f"/api/threads/{thread_id}/messages",
                 user=user,
@@ -93,22 +100,22 @@ async def test_a_stream_open_across_a_database_restart_resumes_without_loss(
     del backend  # only to run once, on the PostgreSQL side of the matrix
     async with (
         fresh_database("postgresql", private_pg, tmp_path) as fresh,
-        serving(fresh, make_settings(fresh, tmp_path, **FAST)) as served,
+        running_api(fresh, make_settings(fresh, tmp_path, **FAST), real_socket=True) as api,
     ):
         user = new_user()
-        thread = await served.create_thread(user)
-        before = [await served.append(user, thread["id"], f"before-{n}") for n in range(3)]
+        thread = await api.create_thread(user)
+        before = [await api.append(user, thread["id"], f"before-{n}") for n in range(3)]
         received: list[Frame] = []
-        async with served.stream(user, last_event_id=0) as stream:
+        async with api.stream(user, last_event_id=0) as stream:
             received += await stream.events(4)
             await asyncio.to_thread(private_pg.pg_ctl_stop, mode)
             await asyncio.sleep(0.5)  # the app runs meanwhile: its hub, publisher and listener fail
             await asyncio.to_thread(private_pg.pg_ctl_start)
-            after = [await _write_until_accepted(served, user, thread["id"], f"after-{n}") for n in range(3)]
+            after = [await _write_until_accepted(api, user, thread["id"], f"after-{n}") for n in range(3)]
             while len(received) < 7 and (frame := await stream.event()) is not None:
                 received.append(frame)
         if len(received) < 7:  # the server ended the stream: resume from the last id, as a client does
-            async with served.stream(user, last_event_id=received[-1].id) as resumed:
+            async with api.stream(user, last_event_id=received[-1].id) as resumed:
                 received += await resumed.events(7 - len(received))
     assert [f.data for f in received] == [thread, *before, *after]
     ids = [f.id for f in received]

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import insert
 
 from tests.conftest import new_user
-from tests.events.conftest import Served
+from tests.harness.client import Api
 from threadstore.db.tables import events
 
 USERS = 4
@@ -23,13 +23,13 @@ THREADS_PER_USER = 5
 EVENTS_PER_USER = 25  # 1,000 in all
 
 
-async def test_a_thousand_concurrent_events_arrive_once_in_order_and_resume_exactly(served: Served) -> None:
+async def test_a_thousand_concurrent_events_arrive_once_in_order_and_resume_exactly(api: Api) -> None:
     users = [new_user() for _ in range(USERS)]
-    streams = [served.stream(user) for user in users]
+    streams = [api.stream(user) for user in users]
     opened = [await s.__aenter__() for s in streams]
     try:
         threads = {
-            user: await asyncio.gather(*(served.create_thread(user) for _ in range(THREADS_PER_USER))) for user in users
+            user: await asyncio.gather(*(api.create_thread(user) for _ in range(THREADS_PER_USER))) for user in users
         }
         # Concurrent appends, to the same threads and across users, from 32 writers.
         work = [
@@ -46,7 +46,7 @@ async def test_a_thousand_concurrent_events_arrive_once_in_order_and_resume_exac
         async def writer() -> None:
             while not queue.empty():
                 user, thread_id = queue.get_nowait()
-                written[user].append(await served.append(user, thread_id))
+                written[user].append(await api.append(user, thread_id))
 
         await asyncio.gather(*(writer() for _ in range(32)))
         received = {user: await stream.events(EVENTS_PER_USER) for user, stream in zip(users, opened, strict=True)}
@@ -72,19 +72,19 @@ async def test_a_thousand_concurrent_events_arrive_once_in_order_and_resume_exac
     cuts = {0, frames[0].id, frames[-1].id, *(frames[i].id for i in random.sample(range(len(frames)), 12))}
     for cut in sorted(cuts):  # type: ignore[type-var]
         expected = [f.id for f in frames if f.id > cut]  # type: ignore[operator]
-        async with served.stream(user, last_event_id=cut) as resumed:
+        async with api.stream(user, last_event_id=cut) as resumed:
             assert [f.id for f in await resumed.until_keep_alive()] == expected
 
 
 @pytest.mark.postgres_only
-async def test_an_earlier_id_that_commits_later_is_not_skipped(served: Served) -> None:
+async def test_an_earlier_id_that_commits_later_is_not_skipped(api: Api) -> None:
     """Transaction A inserts an event (the smaller id) and stays open; B inserts one (the larger id) and
     commits. The stream gets B's event first, A's when A commits — and resuming after B's still has A's."""
     user = new_user()
-    assert served.backend.dsn is not None
-    holder = await asyncpg.connect(served.backend.dsn)
+    assert api.backend.dsn is not None
+    holder = await asyncpg.connect(api.backend.dsn)
     try:
-        async with served.stream(user) as stream:
+        async with api.stream(user) as stream:
             transaction = holder.transaction()
             await transaction.start()
             earlier_id = await holder.fetchval(
@@ -93,14 +93,14 @@ async def test_an_earlier_id_that_commits_later_is_not_skipped(served: Served) -
                 user,
                 '{"id": "held"}',
             )
-            later = await served.create_thread(user)  # its event gets a larger id and commits first
+            later = await api.create_thread(user)  # its event gets a larger id and commits first
             first = await stream.event()
             assert first is not None and first.data == later  # the held event is not visible yet
             await transaction.commit()
             second = await stream.event()
             assert second is not None and second.data == {"id": "held"}
             assert second.id > first.id  # type: ignore[operator]
-        async with served.stream(user, last_event_id=first.id) as resumed:
+        async with api.stream(user, last_event_id=first.id) as resumed:
             assert [f.data for f in await resumed.until_keep_alive()] == [{"id": "held"}]
         later_event_id = await holder.fetchval("SELECT id FROM events WHERE position = $1", first.id)
         assert earlier_id < later_event_id  # it really was the trap: insert order differs from commit order
@@ -108,12 +108,12 @@ async def test_an_earlier_id_that_commits_later_is_not_skipped(served: Served) -
         await holder.close()
 
 
-async def test_events_an_instance_committed_but_never_published_are_swept_up(served: Served) -> None:
+async def test_events_an_instance_committed_but_never_published_are_swept_up(api: Api) -> None:
     """As if an instance died between its COMMIT and its publisher run: nobody wakes the publisher."""
     user = new_user()
-    async with served.stream(user) as stream:
+    async with api.stream(user) as stream:
         row = {"user_id": user, "type": "thread.deleted", "data": orjson.dumps({"id": "orphan"}).decode()}
-        async with served.database.engine.begin() as conn:
+        async with api.database.engine.begin() as conn:
             await conn.execute(insert(events).values(**row, created_at=datetime.now(UTC)))
         frame = await stream.event()
     assert frame is not None and frame.data == {"id": "orphan"}
@@ -121,10 +121,10 @@ async def test_events_an_instance_committed_but_never_published_are_swept_up(ser
 
 @pytest.mark.postgres_only
 @pytest.mark.parametrize("settings_overrides", [{"isolation_level": "REPEATABLE READ"}])
-async def test_the_publisher_is_correct_at_repeatable_read_too(served: Served) -> None:
+async def test_the_publisher_is_correct_at_repeatable_read_too(api: Api) -> None:
     """The publisher forces READ COMMITTED for its own unit: its snapshot must follow its lock."""
     user = new_user()
-    async with served.stream(user) as stream:
-        created = await asyncio.gather(*(served.create_thread(user) for _ in range(20)))
+    async with api.stream(user) as stream:
+        created = await asyncio.gather(*(api.create_thread(user) for _ in range(20)))
         frames = await stream.events(20)
     assert sorted(f.data["id"] for f in frames) == sorted(t["id"] for t in created)

@@ -11,20 +11,20 @@ from typing import Any
 import pytest
 
 from tests.conftest import new_user
-from tests.events.conftest import Served
+from tests.harness.client import Api
 from tests.http.problems import assert_problem
 
 
-async def test_every_write_arrives_as_its_event_with_the_object_the_api_returned(served: Served) -> None:
+async def test_every_write_arrives_as_its_event_with_the_object_the_api_returned(api: Api) -> None:
     user = new_user()
-    async with served.stream(user) as stream:
-        created = await served.create_thread(user, messages=[{"content": "How do I plan a trip to Lisbon?"}])
+    async with api.stream(user) as stream:
+        created = await api.create_thread(user, messages=[{"content": "How do I plan a trip to Lisbon?"}])
         thread_url = f"/api/threads/{created['id']}"
-        patched = (await served.request("PATCH", thread_url, user=user, json={"metadata": {"a": "b"}})).json()
-        message = await served.append(user, created["id"])
-        renamed = (await served.request("POST", f"{thread_url}/auto-rename", user=user)).json()
-        archived = (await served.request("DELETE", thread_url, user=user)).json()
-        deleted = await served.request("DELETE", thread_url, user=user, params={"permanent": "true"})
+        patched = (await api.request("PATCH", thread_url, user=user, json={"metadata": {"a": "b"}})).json()
+        message = await api.append(user, created["id"])
+        renamed = (await api.request("POST", f"{thread_url}/auto-rename", user=user)).json()
+        archived = (await api.request("DELETE", thread_url, user=user)).json()
+        deleted = await api.request("DELETE", thread_url, user=user, params={"permanent": "true"})
         assert deleted.status_code == 204
 
         received = await stream.events(6)
@@ -42,34 +42,34 @@ async def test_every_write_arrives_as_its_event_with_the_object_the_api_returned
     assert ids == sorted(set(ids))  # type: ignore[type-var]
 
 
-async def test_a_new_stream_starts_with_events_committed_after_it_opened(served: Served) -> None:
+async def test_a_new_stream_starts_with_events_committed_after_it_opened(api: Api) -> None:
     user = new_user()
-    await served.create_thread(user, title="before")
-    async with served.stream(user) as stream:
-        after = await served.create_thread(user, title="after")
+    await api.create_thread(user, title="before")
+    async with api.stream(user) as stream:
+        after = await api.create_thread(user, title="after")
         first = await stream.event()
     assert first is not None and first.data == after
 
 
-async def test_resuming_after_an_id_yields_exactly_the_events_after_it(served: Served) -> None:
+async def test_resuming_after_an_id_yields_exactly_the_events_after_it(api: Api) -> None:
     user = new_user()
-    async with served.stream(user) as stream:
-        thread = await served.create_thread(user)
+    async with api.stream(user) as stream:
+        thread = await api.create_thread(user)
         for n in range(5):
-            await served.append(user, thread["id"], f"m{n}")
+            await api.append(user, thread["id"], f"m{n}")
         received = await stream.events(6)
     for cut in range(len(received)):
-        async with served.stream(user, last_event_id=received[cut].id) as resumed:
+        async with api.stream(user, last_event_id=received[cut].id) as resumed:
             suffix = await resumed.until_keep_alive()
         assert [(f.id, f.data) for f in suffix] == [(f.id, f.data) for f in received[cut + 1 :]]
 
 
-async def test_a_stream_never_carries_another_users_events(served: Served) -> None:
+async def test_a_stream_never_carries_another_users_events(api: Api) -> None:
     alice, bob = new_user(), new_user()
-    async with served.stream(alice) as alice_stream, served.stream(bob) as bob_stream:
-        alice_thread = await served.create_thread(alice)
-        await served.append(alice, alice_thread["id"])
-        bob_thread = await served.create_thread(bob)
+    async with api.stream(alice) as alice_stream, api.stream(bob) as bob_stream:
+        alice_thread = await api.create_thread(alice)
+        await api.append(alice, alice_thread["id"])
+        bob_thread = await api.create_thread(bob)
 
         bob_first = await bob_stream.event()
         alice_events = await alice_stream.events(2)
@@ -77,13 +77,13 @@ async def test_a_stream_never_carries_another_users_events(served: Served) -> No
     assert next(f.data["id"] for f in alice_events) == alice_thread["id"]
     assert all(f.data.get("thread_id", f.data["id"]) == alice_thread["id"] for f in alice_events)
     # Resuming from the very start shows only one's own events too.
-    async with served.stream(bob, last_event_id=0) as replay:
+    async with api.stream(bob, last_event_id=0) as replay:
         assert [f.data for f in await replay.until_keep_alive()] == [bob_thread]
 
 
 @pytest.mark.parametrize("settings_overrides", [{"event_keep_alive_seconds": 0.3}])
-async def test_keep_alive_comments_arrive_at_the_configured_interval(served: Served) -> None:
-    async with served.stream(new_user()) as stream:
+async def test_keep_alive_comments_arrive_at_the_configured_interval(api: Api) -> None:
+    async with api.stream(new_user()) as stream:
         frames = [await stream.frame() for _ in range(5)]
     assert all(f is not None and f.comment == "keep-alive" for f in frames)
     gaps = [b.received - a.received for a, b in itertools.pairwise(frames)]  # type: ignore[union-attr]
@@ -92,17 +92,17 @@ async def test_keep_alive_comments_arrive_at_the_configured_interval(served: Ser
 
 
 @pytest.mark.parametrize("settings_overrides", [{"event_poll_interval_seconds": 1.0}])
-async def test_streams_hold_no_database_connection_while_they_wait(served: Served) -> None:
+async def test_streams_hold_no_database_connection_while_they_wait(api: Api) -> None:
     users = [new_user() for _ in range(6)]
     async with contextlib.AsyncExitStack() as stack:
-        streams = [await stack.enter_async_context(served.stream(user)) for user in users]
+        streams = [await stack.enter_async_context(api.stream(user)) for user in users]
         for stream in streams:
             frame = await stream.frame()
             assert frame is not None and frame.comment == "keep-alive"
-        assert served.hub.subscriptions == len(users)
+        assert api.hub.subscriptions == len(users)
         samples = []
         for _ in range(20):
-            samples.append(served.database.engine.pool.checkedout())  # type: ignore[attr-defined]
+            samples.append(api.database.engine.pool.checkedout())  # type: ignore[attr-defined]
             await asyncio.sleep(0.05)
     # Only the process's own short background reads are ever out — the hub's poll and the publisher's
     # sweep, one each per interval whatever the number of streams — never one per waiting stream.
@@ -111,53 +111,53 @@ async def test_streams_hold_no_database_connection_while_they_wait(served: Serve
 
 
 @pytest.mark.parametrize("value", ["abc", "-1", "1.5", "12 13", "9" * 19])
-async def test_a_malformed_last_event_id_is_400(served: Served, value: str) -> None:
-    response = await served.request("GET", "/api/events", user=new_user(), headers={"Last-Event-ID": value})
+async def test_a_malformed_last_event_id_is_400(api: Api, value: str) -> None:
+    response = await api.request("GET", "/api/events", user=new_user(), headers={"Last-Event-ID": value})
     assert_problem(response, 400)
 
 
-async def test_the_stream_needs_a_token(served: Served) -> None:
-    response = await served.client.get("/api/events")
+async def test_the_stream_needs_a_token(api: Api) -> None:
+    response = await api.client.get("/api/events")
     assert_problem(response, 401)
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-async def _append_many(served: Served, user: str, thread: dict[str, Any], count: int, size: int) -> None:
+async def _append_many(api: Api, user: str, thread: dict[str, Any], count: int, size: int) -> None:
     for n in range(count):
-        await served.append(user, thread["id"], f"{n:06d}" + "x" * size)
+        await api.append(user, thread["id"], f"{n:06d}" + "x" * size)
 
 
 @pytest.mark.parametrize("settings_overrides", [{"event_stream_queue_size": 3}])
-async def test_a_consumer_that_falls_behind_is_closed_and_resumes_without_loss(served: Served) -> None:
+async def test_a_consumer_that_falls_behind_is_closed_and_resumes_without_loss(api: Api) -> None:
     """A client that stops reading: once the socket buffers are full its queue fills, and the server
     closes the stream instead of holding a growing backlog. Resuming from its last id loses nothing."""
     user = new_user()
-    thread = await served.create_thread(user)
+    thread = await api.create_thread(user)
     count = 60
-    async with served.stream(user) as stream:
+    async with api.stream(user) as stream:
         # ~200 KB each: far more than the kernel's socket buffers hold while the client reads nothing.
-        await _append_many(served, user, thread, count, 200_000)
+        await _append_many(api, user, thread, count, 200_000)
         for _ in range(200):
-            if served.hub.subscriptions == 0:
+            if api.hub.subscriptions == 0:
                 break
             await asyncio.sleep(0.05)
-        assert served.hub.subscriptions == 0, "the stream was not closed"
+        assert api.hub.subscriptions == 0, "the stream was not closed"
         first_part = []
         while (frame := await stream.event()) is not None:
             first_part.append(frame)
         assert stream.ended
     assert 0 < len(first_part) < count
-    async with served.stream(user, last_event_id=first_part[-1].id) as resumed:
+    async with api.stream(user, last_event_id=first_part[-1].id) as resumed:
         rest = await resumed.events(count - len(first_part))
     contents = [f.data["content"][:6] for f in first_part + rest]
     assert contents == [f"{n:06d}" for n in range(count)]
 
 
-async def test_shutdown_ends_open_streams_cleanly(served: Served) -> None:
-    async with served.stream(new_user()) as stream:
-        served.hub.close()  # what the lifespan (and the exit signal) do
+async def test_shutdown_ends_open_streams_cleanly(api: Api) -> None:
+    async with api.stream(new_user()) as stream:
+        api.hub.close()  # what the lifespan (and the exit signal) do
         while (frame := await stream.frame()) is not None:
             assert frame.comment is not None
         assert stream.ended
-    response = await served.request("GET", "/api/events", user=new_user())
+    response = await api.request("GET", "/api/events", user=new_user())
     assert_problem(response, 503)

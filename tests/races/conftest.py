@@ -10,9 +10,10 @@ import pytest
 from scripts.torture.client import Client
 from scripts.torture.dbview import Inspector
 from scripts.torture.llm import FakeLlm
-from scripts.torture.server import ServerProcess
+from scripts.torture.server import JWT_SECRET as TORTURE_SECRET
 
-from tests.conftest import fresh_database
+from tests.conftest import Backend, fresh_database
+from tests.harness.processes import ServeProcess
 from tests.pg_server import PgServer
 
 # Each target: (database kind, isolation level the service runs at).
@@ -23,10 +24,17 @@ TARGETS = {
 }
 
 
+def torture_server(workdir: Path, backend: Backend, **settings: object) -> ServeProcess:
+    """A server the torture script's clients can talk to (they sign with its secret). Two shared cores run
+    it, other test runs and the database: a burst of clients may wait longer than production's 5 s for a
+    pooled connection. The invariants do not depend on it."""
+    return ServeProcess(workdir, backend, jwt_secret=TORTURE_SECRET, settings={"pool_timeout": 30, **settings})
+
+
 @dataclass
 class Target:
     name: str
-    server: ServerProcess
+    server: ServeProcess
     client: Client
     db: Inspector
     llm: FakeLlm
@@ -43,14 +51,15 @@ async def target(
     async with fresh_database(kind, pg_server, tmp) as backend:
         llm = FakeLlm()
         await llm.start()
-        server = ServerProcess(backend.url, tmp, isolation_level=isolation, extra_env=llm.env())
+        server = torture_server(tmp, backend, isolation_level=isolation)
+        server.env.update(llm.env())
         db = Inspector(backend.url)
-        await server.start()
         client = Client(server.base_url, connections=80)
         try:
+            await server.start()
             yield Target(request.param, server, client, db, llm)
         finally:
             await client.aclose()
-            await server.stop()
+            await server.aclose()
             await db.dispose()
             await llm.stop()

@@ -12,11 +12,11 @@ import pytest
 from scripts.torture.client import Client
 from scripts.torture.crash import CrashResult, Load, audit, postgres_killer, run_crash_audit, server_killer
 from scripts.torture.dbview import Inspector
-from scripts.torture.server import ServerProcess
 from sqlalchemy import text
 
 from tests.conftest import fresh_database
 from tests.pg_server import PgServer
+from tests.races.conftest import torture_server
 
 DURATION = 10.0  # seconds of load per scenario; the long run is `python -m scripts.torture`
 KILL_INTERVAL = (1.0, 3.0)
@@ -39,7 +39,7 @@ async def test_server_sigkill_loses_no_acknowledged_write(
     kind: str, pg_server: PgServer | None, tmp_path: Path
 ) -> None:
     async with fresh_database(kind, pg_server, tmp_path) as backend:
-        server = ServerProcess(backend.url, tmp_path)
+        server = torture_server(tmp_path, backend)
         db = Inspector(backend.url)
         try:
             result = await run_crash_audit(
@@ -52,14 +52,14 @@ async def test_server_sigkill_loses_no_acknowledged_write(
                 min_kills=MIN_KILLS,
             )
         finally:
-            await server.stop()
+            await server.aclose()
             await db.dispose()
     check(result)
 
 
 async def test_postgres_immediate_stop_loses_no_acknowledged_write(private_pg: PgServer, tmp_path: Path) -> None:
     async with fresh_database("postgresql", private_pg, tmp_path) as backend:
-        server = ServerProcess(backend.url, tmp_path)
+        server = torture_server(tmp_path, backend)
         db = Inspector(backend.url)
         try:
             result = await run_crash_audit(
@@ -72,7 +72,7 @@ async def test_postgres_immediate_stop_loses_no_acknowledged_write(private_pg: P
                 min_kills=MIN_KILLS,
             )
         finally:
-            await server.stop()
+            await server.aclose()
             await db.dispose()
     check(result)
 
@@ -81,7 +81,7 @@ async def test_the_audit_catches_a_lost_write_and_a_half_written_thread(tmp_path
     """The audit is only evidence if it can fail: remove an acknowledged message, and strip a thread of its
     initial messages behind the server's back, and it must report both."""
     async with fresh_database("sqlite", None, tmp_path) as backend:
-        server = ServerProcess(backend.url, tmp_path)
+        server = torture_server(tmp_path, backend)
         db = Inspector(backend.url)
         client = Client(server.base_url)
         result = CrashResult("tampered")
@@ -105,7 +105,7 @@ async def test_the_audit_catches_a_lost_write_and_a_half_written_thread(tmp_path
             await audit(client, db, ledger, result)
         finally:
             await client.aclose()
-            await server.stop()
+            await server.aclose()
             await db.dispose()
     found = "\n".join(result.violations)
     assert f"acknowledged message {message['id']} differs" in found, found

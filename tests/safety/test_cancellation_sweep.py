@@ -9,23 +9,16 @@ Plus real clients against a real uvicorn server that drop the connection mid-req
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from tests.conftest import (
     JWT_SECRET,
     Backend,
-    CheckoutLedger,
-    assert_no_leaks,
     fresh_database,
     idle_in_transaction,
     make_settings,
@@ -45,9 +38,7 @@ from tests.safety.state import (
     record_clean_run,
     snapshot,
 )
-from threadstore.app import create_app
 from threadstore.auth import issue_token
-from threadstore.http.middleware import RequestContextMiddleware
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -108,38 +99,6 @@ def _decides_the_outcome(operation: str, operations: list[str]) -> bool:
 # -- real clients dropping the connection, against a real uvicorn server -------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def served(backend: Backend, tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[int, Any]]:
-    settings = make_settings(backend, tmp_path, **overrides)
-    app = create_app(settings)
-    port = _free_port()
-    config = uvicorn.Config(
-        RequestContextMiddleware(app, max_body_bytes=settings.max_body_bytes),
-        host="127.0.0.1",
-        port=port,
-        lifespan="on",
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not serving.done(), "uvicorn did not start"
-        await asyncio.sleep(0.01)
-    ledger = CheckoutLedger(app.state.database.engine)
-    try:
-        yield port, app
-    finally:
-        server.should_exit = True
-        await serving
-        await assert_no_leaks(ledger, backend)
-
-
 async def pool_settles(app: FastAPI, within: float = 5.0) -> bool:
     """Whether every connection is back in the pool within `within` seconds: event delivery's own short units
     may hold one for a moment after the requests' commits, an abandoned request's would never come back."""
@@ -166,54 +125,51 @@ async def _send_and_drop(port: int, method: str, path: str, body: bytes, token: 
 async def test_clients_dropping_mid_request_leave_nothing_partial(backend: Backend, tmp_path: Path) -> None:
     """Appends whose clients vanish at 0 to 50 ms: each append is wholly there or wholly absent (seqs gapless,
     message_count and version agree), no connection leaked, no transaction left open."""
-    async with served(backend, tmp_path) as (port, app):
+    async with running_api(backend, make_settings(backend, tmp_path), real_socket=True) as api:
         user = new_user()
         token = issue_token(JWT_SECRET, user, None)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            headers = {"Authorization": f"Bearer {token}"}
-            thread = (await client.post("/api/threads", json={"title": "t"}, headers=headers)).json()
-            path = f"/api/threads/{thread['id']}/messages"
-            delays = [0.0, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05] * 3
-            await asyncio.gather(
-                *(_send_and_drop(port, "POST", path, b'{"content": "dropped"}', token, d) for d in delays)
-            )
-            await asyncio.sleep(0.5)  # let the server finish whatever it still runs
-            current = (await client.get(f"/api/threads/{thread['id']}", headers=headers)).json()
-            listed = (await client.get(path, headers=headers, params={"limit": 100})).json()["data"]
-            assert [m["seq"] for m in listed] == list(range(1, current["message_count"] + 1))
-            assert current["version"] == current["message_count"] + 1
-            assert await pool_settles(app), "a dropped request kept its connection"
-            if backend.is_postgres:
-                assert await idle_in_transaction(backend) == []
-            ok = await client.post(path, json={"content": "after"}, headers=headers)
-            assert ok.status_code == 201
+        thread = await api.create_thread(user, title="t")
+        path = f"/api/threads/{thread['id']}/messages"
+        delays = [0.0, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05] * 3
+        await asyncio.gather(
+            *(_send_and_drop(api.port, "POST", path, b'{"content": "dropped"}', token, d) for d in delays)
+        )
+        await asyncio.sleep(0.5)  # let the server finish whatever it still runs
+        current = (await api.request("GET", f"/api/threads/{thread['id']}", user=user)).json()
+        listed = (await api.request("GET", path, user=user, params={"limit": 100})).json()["data"]
+        assert [m["seq"] for m in listed] == list(range(1, current["message_count"] + 1))
+        assert current["version"] == current["message_count"] + 1
+        assert await pool_settles(api.app), "a dropped request kept its connection"
+        if backend.is_postgres:
+            assert await idle_in_transaction(backend) == []
+        ok = await api.request("POST", path, user=user, json={"content": "after"})
+        assert ok.status_code == 201
 
 
 @pytest.mark.postgres_only
 async def test_client_dropping_while_its_transaction_waits_on_a_lock(backend: Backend, tmp_path: Path) -> None:
     """A PATCH blocked inside its transaction on a row lock held by a foreign session; the client drops the
     connection. When the lock is released the PATCH is wholly applied or wholly absent, and nothing stays open."""
-    async with served(backend, tmp_path, lock_timeout_ms=10_000) as (port, app):
+    settings = make_settings(backend, tmp_path, lock_timeout_ms=10_000)
+    async with running_api(backend, settings, real_socket=True) as api:
         user = new_user()
         token = issue_token(JWT_SECRET, user, None)
-        headers = {"Authorization": f"Bearer {token}"}
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            thread = (await client.post("/api/threads", json={"title": "before"}, headers=headers)).json()
-            assert backend.dsn is not None
-            foreign = await asyncpg.connect(backend.dsn)
-            try:
-                async with foreign.transaction():
-                    await foreign.execute("SELECT 1 FROM threads WHERE id = $1 FOR UPDATE", thread["id"])
-                    body = b'{"title": "after", "metadata": {"a": "b"}}'
-                    await _send_and_drop(port, "PATCH", f"/api/threads/{thread['id']}", body, token, 0.3)
-                    await asyncio.sleep(0.2)
-            finally:
-                await foreign.close()
-            await asyncio.sleep(0.5)
-            current = (await client.get(f"/api/threads/{thread['id']}", headers=headers)).json()
-            assert (current["title"], current["metadata"], current["version"]) in [
-                ("before", {}, 1),
-                ("after", {"a": "b"}, 2),
-            ], current
-            assert await idle_in_transaction(backend) == []
-            assert app.state.database.engine.pool.checkedout() == 0
+        thread = await api.create_thread(user, title="before")
+        assert backend.dsn is not None
+        foreign = await asyncpg.connect(backend.dsn)
+        try:
+            async with foreign.transaction():
+                await foreign.execute("SELECT 1 FROM threads WHERE id = $1 FOR UPDATE", thread["id"])
+                body = b'{"title": "after", "metadata": {"a": "b"}}'
+                await _send_and_drop(api.port, "PATCH", f"/api/threads/{thread['id']}", body, token, 0.3)
+                await asyncio.sleep(0.2)
+        finally:
+            await foreign.close()
+        await asyncio.sleep(0.5)
+        current = (await api.request("GET", f"/api/threads/{thread['id']}", user=user)).json()
+        assert (current["title"], current["metadata"], current["version"]) in [
+            ("before", {}, 1),
+            ("after", {"a": "b"}, 2),
+        ], current
+        assert await idle_in_transaction(backend) == []
+        assert api.database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]

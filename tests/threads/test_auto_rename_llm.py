@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import event
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.conftest import Api, Factory, idle_in_transaction
+from tests.harness.server import serve_in_process
 from tests.threads.helpers import append, assert_problem, assert_thread_response, get_thread
 from threadstore.titles import summarize
 
@@ -89,24 +89,12 @@ async def llm_server() -> AsyncIterator[FakeLlm]:
     """One server for the module (starting and stopping uvicorn costs a few hundred milliseconds)."""
     fake = FakeLlm()
     app = Starlette(routes=[Route("/v1/chat/completions", fake.handle, methods=["POST"])])
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", timeout_graceful_shutdown=2
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if task.done() or time.monotonic() > deadline:
-            raise RuntimeError("the fake LLM server did not start")
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    fake.base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        yield fake
-    finally:
-        fake.closing.set()
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with serve_in_process(app, graceful_seconds=2) as url:
+        fake.base_url = f"{url}/v1"
+        try:
+            yield fake
+        finally:
+            fake.closing.set()
 
 
 @pytest.fixture

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+
+from tests.harness.server import serve_in_process
 
 SLOW_SECONDS = 2.0
 
@@ -91,32 +91,10 @@ def _app(recorded: list[RecordedRequest]) -> FastAPI:
 
 
 @pytest.fixture(scope="session")
-def chat_server() -> Iterator[ChatServer]:
+async def chat_server() -> AsyncIterator[ChatServer]:
     recorded: list[RecordedRequest] = []
-    config = uvicorn.Config(
-        _app(recorded),
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        lifespan="off",
-        loop="asyncio",
-        http="h11",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="fake-chat-completions", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the fake chat-completions server did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield ChatServer(f"http://127.0.0.1:{port}", recorded)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    async with serve_in_process(_app(recorded), graceful_seconds=1) as url:
+        yield ChatServer(url, recorded)
 
 
 @pytest.fixture
