@@ -2,5 +2,6 @@
 
 Everything here talks to a real `threadstore serve` process over HTTP, on a real database; the race tests
 (tests/races/) run short versions of the same code, and `python -m scripts.torture --duration 600` runs the
-long one. Nothing here imports the test suite except the private-cluster helper used to kill PostgreSQL.
+long one. From the test suite it takes the harness's `ServeProcess` (the one way to run a real server) and
+the private-cluster helper used to kill PostgreSQL.
 """

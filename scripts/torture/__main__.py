@@ -3,7 +3,8 @@
 Targets: SQLite (a file in the work folder), PostgreSQL at READ COMMITTED and at SERIALIZABLE (a fresh
 database on the local server, created and dropped by the run, or `--database-url`), and a private PostgreSQL
 cluster of the run's own for the rounds that kill PostgreSQL itself (never the shared server). Prints a
-summary and exits 1 on any violation.
+summary and exits 1 on any violation. The servers are the test harness's `ServeProcess` (tests/harness/
+processes.py): a server the run leaves behind, however it ends, is killed with it.
 """
 
 from __future__ import annotations
@@ -21,15 +22,23 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from scripts.torture.client import Client
+from scripts.torture.client import Client, torture_server
 from scripts.torture.crash import CrashResult, postgres_killer, run_crash_audit, server_killer
 from scripts.torture.dbview import Inspector
 from scripts.torture.llm import FakeLlm
 from scripts.torture.races import FAMILIES, Race, RaceResult
-from scripts.torture.server import ServerProcess
 from sqlalchemy.engine import make_url
+from tests.harness.databases import Backend
+from tests.harness.processes import ServeProcess
 
 LOCAL_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+APPLICATION_NAME = "threadstore-torture"  # the torture's servers in pg_stat_activity of the shared server
+
+
+def server(workdir: Path, url: str, **settings: object) -> ServeProcess:
+    """A torture server on the database at `url` (SQLite or PostgreSQL), its log in `workdir`."""
+    backend = Backend(make_url(url).get_backend_name(), url)
+    return torture_server(workdir, backend, application_name=APPLICATION_NAME, **settings)
 
 
 @dataclass
@@ -105,7 +114,7 @@ async def torture(args: argparse.Namespace) -> int:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="threadstore-torture-"))
     deadline = time.monotonic() + args.duration
     scenarios: list[Scenario] = []
-    servers: list[ServerProcess] = []
+    servers: list[ServeProcess] = []
     inspectors: list[Inspector] = []
 
     async with contextlib.AsyncExitStack() as stack:
@@ -114,12 +123,12 @@ async def torture(args: argparse.Namespace) -> int:
             llm = FakeLlm()
             await llm.start()
             stack.push_async_callback(llm.stop)
-            server = ServerProcess(url, work / name.replace(" ", "-"), isolation_level=isolation, extra_env=llm.env())
-            await server.start()
-            servers.append(server)
+            process = server(work / name.replace(" ", "-"), url, isolation_level=isolation, **llm.settings())
+            servers.append(process)
+            await process.start()
             db = Inspector(url)
             inspectors.append(db)
-            client = Client(server.base_url, connections=args.clients + 16)
+            client = Client(process.base_url, connections=args.clients + 16)
             stack.push_async_callback(client.aclose)
             scenario = Scenario(f"races, {name}", lambda: None)  # type: ignore[arg-type,return-value]
 
@@ -127,13 +136,15 @@ async def torture(args: argparse.Namespace) -> int:
                 for family in FAMILIES.values():
                     await client.warm(args.clients)
                     scenario.tally.add_race(await family(Race(client, db, clients=args.clients, llm=llm)))
-                scenario.tally.retries = await server.retries()
+                scenario.tally.retries = await client.transaction_retries()
 
             scenario.run = run
             scenarios.append(scenario)
 
-        def crash_target(name: str, server: ServerProcess, db: Inspector, kill: Any) -> None:
-            servers.append(server)
+        def crash_target(name: str, folder: str, url: str, kill: Any) -> None:
+            process = server(work / folder, url)
+            servers.append(process)
+            db = Inspector(url)
             inspectors.append(db)
             scenario = Scenario(f"crash audit, {name}", lambda: None)  # type: ignore[arg-type,return-value]
 
@@ -143,10 +154,10 @@ async def torture(args: argparse.Namespace) -> int:
                 length = min(args.crash_seconds, max(deadline - time.monotonic(), floor))
                 result = await run_crash_audit(
                     scenario.name,
-                    server,
+                    process,
                     db,
                     duration=length,
-                    kill=kill(server),
+                    kill=kill(process),
                     interval=(args.kill_min, args.kill_max),
                     min_kills=1,
                 )
@@ -177,10 +188,8 @@ async def torture(args: argparse.Namespace) -> int:
         if pg_url:
             await race_target("PostgreSQL READ COMMITTED", pg_url, "READ COMMITTED")
             await race_target("PostgreSQL SERIALIZABLE", pg_url, "SERIALIZABLE")
-            pg_server = ServerProcess(pg_url, work / "crash-pg")
-            crash_target("server SIGKILL, PostgreSQL", pg_server, Inspector(pg_url), server_killer)
-        sqlite_server = ServerProcess(sqlite_url, work / "crash-sqlite")
-        crash_target("server SIGKILL, SQLite", sqlite_server, Inspector(sqlite_url), server_killer)
+            crash_target("server SIGKILL, PostgreSQL", "crash-pg", pg_url, server_killer)
+        crash_target("server SIGKILL, SQLite", "crash-sqlite", sqlite_url, server_killer)
         if not args.no_postgres and not args.no_pg_kill:
             cluster = await stack.enter_async_context(private_cluster())
             if cluster is None:
@@ -189,8 +198,8 @@ async def torture(args: argparse.Namespace) -> int:
                 private_url = await stack.enter_async_context(fresh_pg_database(cluster.dsn()))
                 crash_target(
                     "PostgreSQL stop -m immediate",
-                    ServerProcess(private_url, work / "crash-pg-kill"),
-                    Inspector(private_url),
+                    "crash-pg-kill",
+                    private_url,
                     lambda _server: postgres_killer(lambda: cluster.pg_ctl_stop("immediate"), cluster.pg_ctl_start),
                 )
         try:
@@ -209,8 +218,8 @@ async def torture(args: argparse.Namespace) -> int:
                         flush=True,
                     )
         finally:
-            for server in servers:
-                await server.stop()
+            for process in servers:
+                await process.aclose()
             for db in inspectors:
                 await db.dispose()
     return report(scenarios, time.monotonic() - (deadline - args.duration), args, where)

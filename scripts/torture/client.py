@@ -1,16 +1,27 @@
-"""HTTP clients of the server under test, and the gate that releases a storm of requests together."""
+"""The server under test, its HTTP clients, and the gate that releases a storm of requests together."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
-from scripts.torture.server import JWT_SECRET
+from tests.harness.databases import Backend
+from tests.harness.processes import ServeProcess
 
 from threadstore.auth import issue_token
+
+JWT_SECRET = "torture-secret-" + "t" * 40
+
+
+def torture_server(workdir: Path, backend: Backend, **settings: object) -> ServeProcess:
+    """A `threadstore serve` process the torture's clients can talk to (they sign with its secret). Two shared
+    cores run it, other test runs and the database: a burst of 40 clients may wait longer than production's
+    5 s for a pooled connection. The invariants do not depend on it."""
+    return ServeProcess(workdir, backend, jwt_secret=JWT_SECRET, settings={"pool_timeout": 30, **settings})
 
 
 def new_user(tag: str = "torture") -> str:
@@ -45,6 +56,14 @@ class Client:
         """Opens `connections` keep-alive connections, so a storm's requests leave at once instead of
         queueing behind TCP handshakes."""
         await asyncio.gather(*(self.http.get("/healthz") for _ in range(connections)))
+
+    async def transaction_retries(self) -> float:
+        """The server's count of units of work re-run after 40001/40P01 (its Prometheus counter)."""
+        text = (await self.http.get("/metrics")).text
+        for line in text.splitlines():
+            if line.startswith("threadstore_db_transaction_retries_total "):
+                return float(line.split()[1])
+        return 0.0
 
 
 async def storm(calls: list[Callable[[], Awaitable[httpx.Response]]]) -> list[httpx.Response]:

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from scripts.torture.client import Client, new_user
 from scripts.torture.dbview import Inspector
-from scripts.torture.server import ServerProcess
+from tests.harness.processes import ServeProcess
 
 Killer = Callable[[], Coroutine[Any, Any, None]]
 
@@ -289,7 +289,7 @@ async def _audit_idempotent_retries(client: Client, db: Inspector, ledger: Ledge
 
 async def run_crash_audit(
     name: str,
-    server: ServerProcess,
+    server: ServeProcess,
     db: Inspector,
     *,
     duration: float,
@@ -323,7 +323,7 @@ async def run_crash_audit(
     return result
 
 
-def server_killer(server: ServerProcess) -> Callable[[CrashResult], Awaitable[None]]:
+def server_killer(server: ServeProcess) -> Callable[[CrashResult], Awaitable[None]]:
     """SIGKILL the server process, then start it again (a supervisor's restart)."""
 
     async def kill(result: CrashResult) -> None:

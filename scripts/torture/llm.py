@@ -27,13 +27,9 @@ class FakeLlm:
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def env(self) -> dict[str, str]:
-        """The server settings that make the service call this endpoint."""
-        return {
-            "THREADSTORE_LLM_BASE_URL": self.base_url,
-            "THREADSTORE_LLM_MODEL": MODEL,
-            "THREADSTORE_LLM_TIMEOUT": "30",
-        }
+    def settings(self) -> dict[str, object]:
+        """The server settings (Settings fields) that make the service call this endpoint."""
+        return {"llm_base_url": self.base_url, "llm_model": MODEL, "llm_timeout": 30}
 
     def hold(self) -> None:
         self.entered = 0

@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from scripts.torture.client import Client
+from scripts.torture.client import Client, torture_server
 from scripts.torture.dbview import Inspector
 from scripts.torture.llm import FakeLlm
-from scripts.torture.server import JWT_SECRET as TORTURE_SECRET
 
-from tests.conftest import Backend, fresh_database
+from tests.conftest import fresh_database
 from tests.harness.processes import ServeProcess
 from tests.pg_server import PgServer
 
@@ -22,13 +21,6 @@ TARGETS = {
     "postgresql": ("postgresql", "READ COMMITTED"),
     "postgresql-serializable": ("postgresql", "SERIALIZABLE"),
 }
-
-
-def torture_server(workdir: Path, backend: Backend, **settings: object) -> ServeProcess:
-    """A server the torture script's clients can talk to (they sign with its secret). Two shared cores run
-    it, other test runs and the database: a burst of clients may wait longer than production's 5 s for a
-    pooled connection. The invariants do not depend on it."""
-    return ServeProcess(workdir, backend, jwt_secret=TORTURE_SECRET, settings={"pool_timeout": 30, **settings})
 
 
 @dataclass
@@ -51,8 +43,7 @@ async def target(
     async with fresh_database(kind, pg_server, tmp) as backend:
         llm = FakeLlm()
         await llm.start()
-        server = torture_server(tmp, backend, isolation_level=isolation)
-        server.env.update(llm.env())
+        server = torture_server(tmp, backend, isolation_level=isolation, **llm.settings())
         db = Inspector(backend.url)
         client = Client(server.base_url, connections=80)
         try:

@@ -9,14 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from scripts.torture.client import Client
+from scripts.torture.client import Client, torture_server
 from scripts.torture.crash import CrashResult, Load, audit, postgres_killer, run_crash_audit, server_killer
 from scripts.torture.dbview import Inspector
 from sqlalchemy import text
 
 from tests.conftest import fresh_database
 from tests.pg_server import PgServer
-from tests.races.conftest import torture_server
 
 DURATION = 10.0  # seconds of load per scenario; the long run is `python -m scripts.torture`
 KILL_INTERVAL = (1.0, 3.0)
