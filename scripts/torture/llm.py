@@ -1,17 +1,18 @@
-"""A fake OpenAI-compatible chat-completions endpoint, run in the torture's own event loop, whose answers can
-be held: while held, every auto-rename of the server under test is stuck "generating" its title."""
+"""A fake OpenAI-compatible chat-completions endpoint, served in the torture's own event loop (the harness's
+`serve_in_process`), whose answers can be held: while held, every auto-rename of the server under test is
+stuck "generating" its title."""
 
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from tests.harness.server import serve_in_process
 
 MODEL = "torture-model"
 TITLE = "Generated title"
@@ -24,8 +25,7 @@ class FakeLlm:
         self._entries = asyncio.Condition()
         self._open = asyncio.Event()
         self._open.set()
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._serving = contextlib.AsyncExitStack()
 
     def settings(self) -> dict[str, object]:
         """The server settings (Settings fields) that make the service call this endpoint."""
@@ -63,19 +63,8 @@ class FakeLlm:
 
     async def start(self) -> None:
         app = Starlette(routes=[Route("/v1/chat/completions", self._complete, methods=["POST"])])
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        deadline = time.monotonic() + 30
-        while not self._server.started:
-            if self._task.done() or time.monotonic() > deadline:
-                raise RuntimeError("the fake LLM did not start")
-            await asyncio.sleep(0.01)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self.base_url = f"{await self._serving.enter_async_context(serve_in_process(app))}/v1"
 
     async def stop(self) -> None:
-        self.release()
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await asyncio.wait_for(self._task, 15)
+        self.release()  # a held request would keep the server's graceful shutdown waiting
+        await self._serving.aclose()
