@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from tests.conftest import Api
 from tests.http.problems import assert_problem
@@ -117,22 +114,3 @@ async def recorded_events(api: Api, user: str) -> list[tuple[str, dict[str, Any]
             )
         ).all()
     return [(row.type, json.loads(row.data)) for row in rows]
-
-
-@contextmanager
-def statements(api: Api) -> Iterator[list[str]]:
-    """The statements the request(s) inside the block send, as the driver sees them (no BEGIN/COMMIT)."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        # Event delivery runs its own units in background tasks named event-…; only the request's count.
-        task = asyncio.current_task()
-        if task is None or not task.get_name().startswith("event-"):
-            seen.append(statement)
-
-    engine = api.database.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
