@@ -64,7 +64,7 @@ class Tx:
 Work = Callable[Concatenate[Tx, P], Awaitable[T]]
 
 
-def one_write(work: Callable[Concatenate[Tx, P], Awaitable[T]]) -> Callable[Concatenate[Tx, P], Awaitable[T]]:
+def one_write(work: Work[P, T]) -> Work[P, T]:
     """Declares that `work` changes the database with at most one statement, made conditional on everything it
     read (a repository raises `Stale` when it matched nothing), and raises no error after that statement."""
     setattr(work, _ONE_WRITE, True)

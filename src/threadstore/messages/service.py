@@ -18,14 +18,15 @@ from threadstore.messages.schemas import MessageCreate, message_json
 @one_write
 async def append(tx: Tx, user_id: str, thread_id: str, body: MessageCreate, limits: Limits) -> dict[str, Any]:
     row = _row(tx, thread_id, None, body, limits, ("body",))
+    message = message_json(row)
     # The seq is handed out by the write, which counts one more message on the thread atomically; the row lock
     # it takes orders concurrent appends, so seqs are gapless and in commit order.
-    seq = await repository.append(tx, user_id, row, Event(user_id, MESSAGE_CREATED, message_json(row), stored="seq"))
+    seq = await repository.append(tx, user_id, row, Event(user_id, MESSAGE_CREATED, message, stored="seq"))
     if seq is None:
         if await repository.thread_status(tx, user_id, thread_id) is None:
             raise thread_not_found()
         raise Conflict("The thread is archived; restore it before adding messages.")
-    return message_json(row | {"seq": seq})
+    return message | {"seq": seq}
 
 
 def initial_rows(tx: Tx, thread_id: str, initial: Sequence[MessageCreate], limits: Limits) -> list[dict[str, Any]]:
