@@ -19,6 +19,7 @@ from tests.harness.app import running_api
 from tests.harness.client import Api
 from tests.http.problems import assert_problem
 from tests.pg_server import PgServer
+from threadstore.db import event_body
 from threadstore.db.tables import events
 
 
@@ -112,8 +113,11 @@ class _HeldEvent:
         self._sqlite: sqlite3.Connection | None = None
 
     async def insert(self) -> None:
-        sql = "INSERT INTO events (user_id, type, data, created_at) VALUES ({0}, 'thread.deleted', {1}, {2})"
-        data = '{"id": "held"}'
+        sql = (
+            "INSERT INTO events (user_id, thread_id, type, body, created_at)"
+            " VALUES ({0}, 'held', 'thread.deleted', {1}, {2})"
+        )
+        data = event_body.raw('{"id": "held"}')
         if self._backend.is_postgres:
             assert self._backend.dsn is not None
             self._pg = await asyncpg.connect(self._backend.dsn)

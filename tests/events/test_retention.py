@@ -1,5 +1,5 @@
-"""Retention: events are pruned only after the configured time, only as a prefix of published positions,
-never while unpublished, and a resume point older than what is kept is refused (409)."""
+"""Retention: events are pruned only after the configured time, only as a prefix of delivered positions,
+never before they are recorded as delivered, and a resume point older than what is kept is refused (409)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from tests.conftest import Backend, fresh_database, make_settings, new_user, run
 from tests.http.problems import assert_problem
 from tests.pg_server import PgServer
 from threadstore import maintenance
+from threadstore.db import event_body
 from threadstore.db.tables import events
 from threadstore.db.unit_of_work import Database
 from threadstore.events import repository
+from threadstore.events.publisher import Publisher
 
 OLD = datetime.now(UTC) - timedelta(days=30)
 
@@ -29,42 +31,49 @@ async def own_database(backend: Backend, pg_server: PgServer | None, tmp_path: P
 
 
 async def _insert(database: Database, user: str, created_at: datetime, count: int = 1) -> None:
+    body = event_body.raw('{"id": "x"}')
     rows = [
-        {"user_id": user, "type": "thread.deleted", "data": '{"id": "x"}', "created_at": created_at}
+        {"user_id": user, "thread_id": "x", "type": "thread.deleted", "body": body, "created_at": created_at}
         for _ in range(count)
     ]
     async with database.engine.begin() as conn:
         await conn.execute(insert(events), rows)
 
 
-async def _positions(database: Database) -> list[int | None]:
+async def _ids(database: Database) -> list[int]:
     async with database.engine.connect() as conn:
-        return list((await conn.execute(select(events.c.position).order_by(events.c.id))).scalars())
+        return list((await conn.execute(select(events.c.id).order_by(events.c.id))).scalars())
 
 
-async def test_pruning_deletes_only_an_old_published_prefix(own_database: Backend, tmp_path: Path) -> None:
+async def test_pruning_deletes_only_an_old_delivered_prefix(own_database: Backend, tmp_path: Path) -> None:
     settings = make_settings(own_database, tmp_path)
     database = Database.open(settings)
+    publisher = Publisher(database, lambda _: None, sweep_interval=1.0)
     try:
         user = new_user()
         await _insert(database, user, OLD, 3)
         await _insert(database, user, datetime.now(UTC), 2)
-        await database.write(repository.publish, 1000)
-        await _insert(database, user, OLD)  # committed, not yet published
+        assert await publisher.publish_all(record=True) == 5
+        await _insert(database, user, OLD)  # committed, not yet recorded as delivered
         cutoff = datetime.now(UTC) - timedelta(days=7)
 
         assert await maintenance.prune_events(database, cutoff) == 3
-        assert await _positions(database) == [4, 5, None]
+        assert await _ids(database) == [4, 5, 6]
+        assert await database.read(repository.pruned_through) == 3
 
         async with database.engine.begin() as conn:
             await conn.execute(update(events).values(created_at=OLD))
-        # Everything is old now: the newest published event stays (positions continue from it), and the
-        # unpublished one is never touched.
+        # Everything is old now; the one not recorded as delivered is not touched.
+        assert await maintenance.prune_events(database, cutoff) == 2
+        assert await _ids(database) == [6]
+        assert await publisher.publish_all(record=True) == 6
         assert await maintenance.prune_events(database, cutoff) == 1
-        assert await _positions(database) == [5, None]
-        await database.write(repository.publish, 1000)
-        assert await _positions(database) == [5, 6]
+        assert await _ids(database) == []
+        # Ids go on from where they were, also after the table was emptied.
+        await _insert(database, user, OLD)
+        assert await _ids(database) == [7]
     finally:
+        publisher.stop()
         await database.engine.dispose()
 
 
@@ -73,9 +82,9 @@ async def test_a_resume_point_older_than_the_kept_events_is_409(own_database: Ba
         user = new_user()
         for _ in range(4):
             assert (await api.request("POST", "/api/threads", user=user, json={})).status_code == 201
-        await api.app.state.event_publisher.publish_all()
+        await api.app.state.event_publisher.publish_all(record=True)
         async with api.database.engine.begin() as conn:
-            await conn.execute(update(events).where(events.c.position <= 2).values(created_at=OLD))
+            await conn.execute(update(events).where(events.c.id <= 2).values(created_at=OLD))
         assert await maintenance.prune_events(api.database, datetime.now(UTC) - timedelta(days=1)) == 2
 
         body = assert_problem(await api.request("GET", "/api/events", user=user, headers={"Last-Event-ID": "1"}), 409)

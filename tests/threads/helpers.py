@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from tests.conftest import Api
 from tests.http.problems import assert_problem
+from threadstore.db import event_body
 from threadstore.db.tables import events, messages, threads
 
 # RFC 3339, UTC, millisecond precision (or finer), `Z` suffix.
@@ -106,11 +107,13 @@ async def stored_thread_count(api: Api, user: str) -> int:
 
 
 async def recorded_events(api: Api, user: str) -> list[tuple[str, dict[str, Any]]]:
-    """The user's events in the outbox, oldest first, as (type, data)."""
+    """The user's events in the outbox, oldest first, as (type, data) — the data as a stream delivers it."""
+    stmt = (
+        select(events.c.type, events.c.body, events.c.member, messages.c.content)
+        .select_from(events.outerjoin(messages, messages.c.id == events.c.content_of))
+        .where(events.c.user_id == user)
+        .order_by(events.c.id)
+    )
     async with api.database.engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(events.c.type, events.c.data).where(events.c.user_id == user).order_by(events.c.id)
-            )
-        ).all()
-    return [(row.type, json.loads(row.data)) for row in rows]
+        rows = (await conn.execute(stmt)).all()
+    return [(row.type, json.loads(event_body.decode(row.body, row.member, row.content))) for row in rows]

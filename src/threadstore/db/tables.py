@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -109,29 +110,57 @@ idempotency_keys = Table(
     Index("ix_idempotency_keys_created_at", "created_at"),
 )
 
-# The outbox: each write records its events here, in its own transaction (delivered after commit).
-# `id` is taken at insert and is not commit order; `position` is handed out after commit by the publisher
-# (events/publisher.py) and is the id clients see: published positions always form a gapless prefix.
+# The outbox: each write records its event here, in its own transaction, with one insert and no later
+# update. An event's id is taken at insert (`threadstore_next_event_id()` on PostgreSQL, so the writer has its
+# transaction id first) and is its delivery position; events/publisher.py decides how far ids are delivered.
+# `body` is the object as the API returned it, compact (db/outbox.py): `member` is the one `"key":value` the
+# write's own statement supplied, `content_of` the message whose (immutable) content completes it.
 events = Table(
     "events",
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("user_id", String(255), nullable=False),
+    Column("thread_id", ThreadId, nullable=False),
     Column("type", String(32), nullable=False),
-    Column("data", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("member", Text, nullable=True),
+    Column("content_of", String(64), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
-    Column("position", BigInteger, nullable=True),
-    Index("uq_events_position", "position", unique=True),
-    Index("ix_events_user_position", "user_id", "position"),
-    # Only unpublished rows: the publisher's scan stays as small as the backlog.
-    Index(
-        "ix_events_unpublished",
-        "id",
-        postgresql_where=text("position IS NULL"),
-        sqlite_where=text("position IS NULL"),
-    ),
+    # A stream's catch-up, and a permanent delete's erasure of the user's kept events.
+    Index("ix_events_user_id", "user_id", "id"),
     # Never reuse an id, even after pruning empties the table: event ids must grow strictly.
     sqlite_autoincrement=True,
+)
+
+# How far events are delivered (events/publisher.py): every event id <= `published_through` is delivered
+# by id, except the ids in event_gaps (undecided when the publisher passed them) and those delivered later
+# under a new position (event_late). `pruned_through`: events up to here may be gone, a resume below is 409.
+event_state = Table(
+    "event_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("published_through", BigInteger, nullable=False),
+    Column("pruned_through", BigInteger, nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+)
+
+# Ids the publisher passed while their transaction could still commit. `horizon`: the first transaction id
+# not yet assigned when it was seen; once every older transaction has ended, an id still invisible never
+# will be (PostgreSQL only: SQLite's writers never overlap).
+event_gaps = Table(
+    "event_gaps",
+    metadata,
+    Column("event_id", BigInteger, primary_key=True),
+    Column("horizon", BigInteger, nullable=False),
+)
+
+# An event whose id was passed before it committed is delivered once, later, under a position taken then.
+event_late = Table(
+    "event_late",
+    metadata,
+    Column("position", BigInteger, primary_key=True),
+    Column("event_id", BigInteger, nullable=False),
+    UniqueConstraint("event_id", name="uq_event_late_event_id"),
 )
 
 

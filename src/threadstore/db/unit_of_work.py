@@ -7,7 +7,8 @@ whole unit, it can run it again when it lost a race, and wake event delivery onl
 `grep -rn "commit()\\|rollback()" src/` finds this file alone.
 
 How a unit runs is decided here, from what its work declares, never by its caller:
-- a read runs without BEGIN and COMMIT on PostgreSQL (each statement sees committed data);
+- a read runs without BEGIN and COMMIT on PostgreSQL (each statement sees committed data); a read that
+  needs a transaction (`read_consistent`: locks held to its end, one snapshot on SQLite) runs as one;
 - a write declared `@one_write` changes the database with at most one statement, conditional on what it
   read. On PostgreSQL it runs without BEGIN and COMMIT: the server runs a lone statement as its own
   transaction, whole or not at all, and replies after it committed, so two round trips of three are saved
@@ -115,6 +116,11 @@ class Database:
     async def read(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         mode = Mode.READ if self.dialect == "postgresql" else Mode.TRANSACTION
         return await self._run(lambda tx: work(tx, *args, **kwargs), mode, write=False)
+
+    async def read_consistent(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """A read run as a transaction that takes no write lock: a lock its work takes holds to its end, and
+        on SQLite its statements share one snapshot."""
+        return await self._run(lambda tx: work(tx, *args, **kwargs), Mode.TRANSACTION, write=False)
 
     async def _run(self, work: Callable[[Tx], Awaitable[T]], mode: Mode, *, write: bool = True) -> T:
         failure = Failure.RETRYABLE

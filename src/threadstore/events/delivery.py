@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from threadstore.config import Settings
 from threadstore.db.unit_of_work import Database
+from threadstore.errors import DomainError
 from threadstore.events import listener, shutdown
 from threadstore.events.hub import Hub
 from threadstore.events.publisher import Publisher
@@ -22,10 +23,13 @@ class EventDelivery:
     def __init__(self, database: Database, settings: Settings) -> None:
         self._database = database
         self._settings = settings
+        self.publisher = Publisher(database, self._published, sweep_interval=settings.event_poll_interval_seconds)
         self.hub = Hub(
-            database, capacity=settings.event_stream_queue_size, poll_interval=settings.event_poll_interval_seconds
+            database,
+            self.publisher.current,
+            capacity=settings.event_stream_queue_size,
+            poll_interval=settings.event_poll_interval_seconds,
         )
-        self.publisher = Publisher(database, self.hub.published, sweep_interval=settings.event_poll_interval_seconds)
         self._tasks: list[asyncio.Task[None]] = []
         self._restore_signals: Callable[[], None] = lambda: None
 
@@ -38,14 +42,25 @@ class EventDelivery:
             args = listener.connect_arguments(
                 self._database.engine, self._settings.application_name, self._settings.connect_timeout
             )
-            self._tasks.append(
-                asyncio.create_task(listener.listen_forever(args, self.hub.published), name="event-listener")
-            )
+            self._tasks.append(asyncio.create_task(listener.listen_forever(args, self._heard), name="event-listener"))
         self._restore_signals = shutdown.on_exit_signal(self.hub.close)
+
+    def _published(self, through: int) -> None:
+        self.hub.published(through)
+
+    def _heard(self, through: int) -> None:
+        """Another instance delivered up to `through` (NOTIFY)."""
+        self.publisher.heard(through)
+        self.hub.published(through)
 
     async def stop(self) -> None:
         self._restore_signals()
         self.hub.close()
+        try:  # where delivery got, so the next start looks from there
+            async with asyncio.timeout(STOP_SECONDS):
+                await self.publisher.publish_all(record=True)
+        except (DomainError, TimeoutError) as error:
+            log.warning("could not record how far events were delivered: %s", type(error).__name__)
         self.publisher.stop()
         for task in self._tasks:
             task.cancel()

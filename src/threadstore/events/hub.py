@@ -1,10 +1,11 @@
-"""The hub: one per process. It follows published events in position order and hands each to the open
+"""The hub: one per process. It follows delivered events in position order and hands each to the open
 streams of its user, through bounded queues.
 
 Correctness of resuming rests on one rule: a stream registers here first and reads the database (its
-catch-up) only afterwards. Published positions become visible as a gapless prefix, so every event is either
-visible to that catch-up read or published later — and then fetched by the hub after the registration.
-Streams drop what they already sent by position, so nothing is skipped or repeated.
+catch-up) only afterwards, up to the hub's `through`. Events are delivered up to a horizon that only grows
+(events/publisher.py) and nothing new ever appears below it, so every event is either within that catch-up
+read or beyond it — and then fetched by the hub after the registration. Streams drop what they already sent
+by position, so nothing is skipped or repeated.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 from threadstore.db.unit_of_work import Database
@@ -68,12 +70,17 @@ class Subscription:
 
 
 class Hub:
-    def __init__(self, database: Database, *, capacity: int, poll_interval: float) -> None:
+    def __init__(
+        self, database: Database, current: Callable[[], Awaitable[int]], *, capacity: int, poll_interval: float
+    ) -> None:
+        """`current`: how far events are delivered now (the publisher's `through`, looking first if needed)."""
         self._database = database
+        self._current = current
         self._capacity = capacity
         self._poll_interval = poll_interval
         self._subscriptions: dict[str, set[Subscription]] = {}
-        self._cursor: int | None = None  # the last position fanned out (or known to be published)
+        self._through = 0  # events are delivered up to this position
+        self._cursor: int | None = None  # the last position fanned out (or known to be delivered)
         self._lock = asyncio.Lock()  # registration never interleaves with a fan-out or a cursor jump
         self._wake = asyncio.Event()
         self._closed = False
@@ -82,12 +89,20 @@ class Hub:
     def subscriptions(self) -> int:
         return sum(len(subs) for subs in self._subscriptions.values())
 
-    def published(self, position: int) -> None:
-        """Events up to `position` are committed and published (the local publisher, or NOTIFY)."""
+    @property
+    def through(self) -> int:
+        """Events are delivered up to this position: a catch-up reads up to here, the hub beyond."""
+        return self._through
+
+    def published(self, through: int) -> None:
+        """Events up to `through` are delivered (the local publisher, or NOTIFY from another instance)."""
+        if through <= self._through:
+            return
+        self._through = through
         if not self._subscriptions:
             # Nobody to deliver to: move on without reading. A later registration reads after this,
             # so it sees these events itself.
-            self._cursor = max(self._cursor or 0, position)
+            self._cursor = max(self._cursor or 0, through)
         self._wake.set()
 
     async def subscribe(self, user_id: str) -> Subscription:
@@ -96,8 +111,8 @@ class Hub:
         async with self._lock:
             if not self._subscriptions or self._cursor is None:
                 # The cursor is not followed while nobody listens; skip what nobody needed.
-                top = await self._database.read(repository.max_position)
-                self._cursor = max(self._cursor or 0, top)
+                self.published(await self._current())
+                self._cursor = max(self._cursor or 0, self._through)
             if self._closed:
                 raise ServiceUnavailable("The server is shutting down.")
             subscription = Subscription(user_id, self._capacity)
@@ -138,14 +153,15 @@ class Hub:
                 await asyncio.sleep(self._poll_interval)
 
     async def _fan_out(self) -> None:
-        while self._subscriptions and self._cursor is not None:
-            page = await self._database.read(partial(repository.published_after, position=self._cursor, limit=PAGE))
+        while self._subscriptions and self._cursor is not None and self._cursor < self._through:
+            through = self._through
+            page = await self._database.read(
+                partial(repository.delivered, after=self._cursor, through=through, limit=PAGE)
+            )
             for event in page:
                 self._deliver(event)
-            if page:
-                self._cursor = page[-1].position
-            if len(page) < PAGE:
-                return
+            # A short page ends the range (what is missing from it was erased or pruned).
+            self._cursor = page[-1].position if len(page) == PAGE else through
 
     def _deliver(self, event: PublishedEvent) -> None:
         subs = self._subscriptions.get(event.user_id)

@@ -1,13 +1,17 @@
-"""All SQL of event delivery: publishing positions, reading published events, pruning old ones."""
+"""All SQL of event delivery: what the publisher sees, what it records, reading delivered events, pruning and
+erasing them. How the pieces fit is events/publisher.py's docstring."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import bindparam, delete, exists, func, insert, select, text, union_all, update
 
-from threadstore.db.tables import events
+from threadstore.db import event_body
+from threadstore.db.tables import event_gaps, event_late, event_state, events, messages
 from threadstore.db.unit_of_work import Tx
 
 # Any constant shared by every instance: publishers of all processes take turns on it.
@@ -20,108 +24,234 @@ class PublishedEvent:
     position: int
     user_id: str
     type: str
-    data: str  # the JSON text as recorded: one line
+    data: str  # the JSON text: one line
 
 
-# Positions continue from the largest ever published and follow insert order within the batch. Only rows
-# this statement can see get one, i.e. rows already committed: an event whose transaction is still open
-# is left for a later run, which will give it a larger position.
-_PUBLISH = text(
-    """
-    UPDATE events SET position = numbered.base + numbered.rn
-    FROM (
-        SELECT id,
-               (SELECT coalesce(max(position), 0) FROM events) AS base,
-               row_number() OVER (ORDER BY id) AS rn
-        FROM events WHERE position IS NULL ORDER BY id LIMIT :batch
-    ) AS numbered
-    WHERE events.id = numbered.id
-    RETURNING events.position
-    """
-)
+@dataclass(frozen=True)
+class Sighting:
+    """What one snapshot shows above an id.
+
+    `present`: committed event ids and late positions above it, ascending. `gaps`: the recorded gaps (id →
+    horizon) and `committed_gaps` those of them whose event has committed since. On PostgreSQL `oldest_running`
+    (the snapshot's xmin: every older transaction has ended) and `next_xid` (its xmax: every transaction id
+    handed out so far is below it); None on SQLite, whose writers never overlap the reader."""
+
+    published_through: int
+    pruned_through: int
+    present: list[int]
+    gaps: dict[int, int]
+    committed_gaps: list[int]
+    oldest_running: int | None
+    next_xid: int | None
+
+
 _READ_COMMITTED = text("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_SHARED_TURN = text("SELECT pg_advisory_xact_lock_shared(:key)")
+_OWN_TURN = text("SELECT pg_advisory_xact_lock(:key)")
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
-async def publish(tx: Tx, batch: int) -> tuple[int, int | None]:
-    """Gives the next positions to up to `batch` committed events. Returns (how many, largest position).
-
-    Publishers must take turns, and each must see every commit of the one before it. SQLite's write
-    transaction already holds the database-wide write lock. On PostgreSQL a transaction-scoped advisory
-    lock does it: the UPDATE is a statement of its own, after the lock, so under READ COMMITTED its
-    snapshot includes the previous publisher's commit. The NOTIFY goes out at COMMIT, with the positions.
-    """
-    if tx.dialect == "postgresql":
-        # Whatever the configured isolation level: a snapshot taken before the lock was granted would miss
-        # the previous publisher's positions.
-        await tx.conn.execute(_READ_COMMITTED)
-        await tx.conn.execute(_LOCK, {"key": PUBLISH_LOCK_ID})
-    positions = (await tx.conn.execute(_PUBLISH, {"batch": batch})).scalars().all()
-    if not positions:
-        return 0, None
-    top = max(positions)
-    if tx.dialect == "postgresql":
-        await tx.conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": str(top)})
-    return len(positions), top
+async def take_turn(tx: Tx, *, alone: bool) -> None:
+    """Publishers' turns (PostgreSQL): any number may look at once (shared); one records, with nobody looking
+    (`alone`). Then a statement's snapshot follows every record made before — whatever the configured
+    isolation level, as the lock is taken before the first snapshot that reads events. SQLite: a writer holds
+    the database's write lock already and nothing overlaps it."""
+    if tx.dialect != "postgresql":
+        return
+    await tx.conn.execute(_READ_COMMITTED)
+    await tx.conn.execute(_OWN_TURN if alone else _SHARED_TURN, {"key": PUBLISH_LOCK_ID})
 
 
-async def has_unpublished(tx: Tx) -> bool:
-    found = await tx.conn.execute(select(events.c.id).where(events.c.position.is_(None)).limit(1))
-    return found.first() is not None
-
-
-async def max_position(tx: Tx) -> int:
-    return int((await tx.conn.execute(select(func.coalesce(func.max(events.c.position), 0)))).scalar_one())
-
-
-async def min_position(tx: Tx) -> int | None:
-    value = (await tx.conn.execute(select(func.min(events.c.position)))).scalar_one()
-    return None if value is None else int(value)
-
-
-_COLUMNS = (events.c.position, events.c.user_id, events.c.type, events.c.data)
-
-
-async def published_after(tx: Tx, position: int, limit: int) -> list[PublishedEvent]:
-    """Everyone's published events after `position`, in order (what the hub fans out)."""
-    query = select(*_COLUMNS).where(events.c.position > position).order_by(events.c.position).limit(limit)
-    return [PublishedEvent(*row) for row in (await tx.conn.execute(query)).all()]
-
-
-async def published_for_user_after(tx: Tx, user_id: str, position: int, limit: int) -> list[PublishedEvent]:
-    """One user's published events after `position`, in order (a resuming stream's catch-up)."""
-    query = (
-        select(*_COLUMNS)
-        .where(events.c.user_id == user_id, events.c.position > position)
-        .order_by(events.c.position)
-        .limit(limit)
+_ABOVE = bindparam("after", type_=events.c.id.type)
+_LIMIT: Any = bindparam("limit")
+_PRESENT = (
+    union_all(
+        select(events.c.id.label("id")).where(events.c.id > _ABOVE),
+        select(event_late.c.position.label("id")).where(event_late.c.position > _ABOVE),
     )
-    return [PublishedEvent(*row) for row in (await tx.conn.execute(query)).all()]
+    .order_by("id")
+    .limit(_LIMIT)
+)
+_STATE = select(event_state.c.published_through, event_state.c.pruned_through)
+_GAPS = select(event_gaps.c.event_id, event_gaps.c.horizon).order_by(event_gaps.c.event_id)
+_COMMITTED_GAPS = select(event_gaps.c.event_id).join(events, events.c.id == event_gaps.c.event_id)
+# One statement, so one snapshot: which ids are committed, and which transactions had ended when they were.
+_SIGHT_PG = text(
+    """
+    SELECT s.published_through, s.pruned_through,
+           pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS oldest_running,
+           pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS next_xid,
+           ARRAY(SELECT id FROM (SELECT id FROM events WHERE id > :after
+                                 UNION ALL SELECT position FROM event_late WHERE position > :after) AS p
+                 ORDER BY id LIMIT :limit) AS present,
+           ARRAY(SELECT event_id FROM event_gaps ORDER BY event_id) AS gap_ids,
+           ARRAY(SELECT horizon FROM event_gaps ORDER BY event_id) AS gap_horizons,
+           ARRAY(SELECT g.event_id FROM event_gaps AS g JOIN events AS e ON e.id = g.event_id) AS committed_gaps
+    FROM event_state AS s
+    """
+)
+
+
+async def sight(tx: Tx, after: int | None, limit: int) -> Sighting:
+    """What is committed above `after` (None: above the recorded `published_through`), up to `limit` ids."""
+    if tx.dialect == "postgresql":
+        if after is None:
+            after = int((await tx.conn.execute(_STATE)).one().published_through)
+        row = (await tx.conn.execute(_SIGHT_PG, {"after": after, "limit": limit})).one()
+        return Sighting(
+            published_through=row.published_through,
+            pruned_through=row.pruned_through,
+            present=list(row.present),
+            gaps=dict(zip(row.gap_ids, row.gap_horizons, strict=True)),
+            committed_gaps=list(row.committed_gaps),
+            oldest_running=row.oldest_running,
+            next_xid=row.next_xid,
+        )
+    # SQLite: the read transaction's statements share one snapshot.
+    state = (await tx.conn.execute(_STATE)).one()
+    if after is None:
+        after = int(state.published_through)
+    present = (await tx.conn.execute(_PRESENT, {"after": after, "limit": limit})).scalars().all()
+    gaps = {int(r.event_id): int(r.horizon) for r in await tx.conn.execute(_GAPS)}
+    committed = (await tx.conn.execute(_COMMITTED_GAPS)).scalars().all() if gaps else []
+    return Sighting(
+        published_through=int(state.published_through),
+        pruned_through=int(state.pruned_through),
+        present=[int(p) for p in present],
+        gaps=gaps,
+        committed_gaps=[int(c) for c in committed],
+        oldest_running=None,
+        next_xid=None,
+    )
+
+
+_LATE_PG = text(
+    """
+    INSERT INTO event_late (position, event_id)
+    SELECT threadstore_next_event_id(), id FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS l(id, n)
+    ORDER BY n
+    RETURNING position
+    """
+)
+
+
+async def record(
+    tx: Tx,
+    *,
+    published_through: int,
+    new_gaps: dict[int, int],
+    resolved_gaps: Sequence[int],
+    late: Sequence[int],
+) -> list[int]:
+    """Records a publisher's decisions: gaps passed, gaps resolved, events delivered late (returns their new
+    positions), and how far ids are delivered. Only while the publisher has its turn alone."""
+    if resolved_gaps:
+        await tx.conn.execute(delete(event_gaps).where(event_gaps.c.event_id.in_(list(resolved_gaps))))
+    if new_gaps:
+        await tx.conn.execute(insert(event_gaps), [{"event_id": i, "horizon": h} for i, h in new_gaps.items()])
+    positions: list[int] = []
+    if late:
+        if tx.dialect != "postgresql":
+            raise RuntimeError("late events exist only where writers overlap (PostgreSQL)")
+        positions = [int(p) for p in (await tx.conn.execute(_LATE_PG, {"ids": list(late)})).scalars()]
+    await tx.conn.execute(
+        update(event_state).values(
+            published_through=func.greatest(event_state.c.published_through, published_through)
+            if tx.dialect == "postgresql"
+            else func.max(event_state.c.published_through, published_through)
+        )
+    )
+    return positions
+
+
+async def notify(tx: Tx, through: int) -> None:
+    """Tells other instances (LISTEN) that ids up to `through` are delivered; sent when the unit commits."""
+    if tx.dialect == "postgresql":
+        await tx.conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": str(through)})
+
+
+def _delivered(user: bool) -> Any:
+    """Delivered events in (after, through], in position order: by id, and the late ones by their position.
+
+    Content by reference (db/event_body.py) is joined from the message row; an event whose message is gone
+    was erased with it and is skipped."""
+    content = messages.c.content
+    joined = events.outerjoin(messages, messages.c.id == events.c.content_of)
+    by_id = (
+        select(events.c.id.label("position"), events.c.user_id, events.c.type, events.c.body, events.c.member, content)
+        .select_from(joined)
+        .where(events.c.id > bindparam("after"), events.c.id <= bindparam("through"))
+        .where(~exists().where(event_gaps.c.event_id == events.c.id))
+        .where(~exists().where(event_late.c.event_id == events.c.id))
+    )
+    late = (
+        select(event_late.c.position, events.c.user_id, events.c.type, events.c.body, events.c.member, content)
+        .select_from(event_late.join(joined, events.c.id == event_late.c.event_id))
+        .where(event_late.c.position > bindparam("after"), event_late.c.position <= bindparam("through"))
+    )
+    kept = events.c.content_of.is_(None) | messages.c.id.is_not(None)
+    by_id, late = by_id.where(kept), late.where(kept)
+    if user:
+        by_id = by_id.where(events.c.user_id == bindparam("user_id"))
+        late = late.where(events.c.user_id == bindparam("user_id"))
+    return union_all(by_id, late).order_by("position").limit(bindparam("limit"))
+
+
+_EVERYONES = _delivered(user=False)
+_USERS = _delivered(user=True)
+
+
+async def delivered(tx: Tx, after: int, through: int, limit: int, user_id: str | None = None) -> list[PublishedEvent]:
+    """Delivered events with positions in (after, through], in order: everyone's (what the hub fans out) or
+    one user's (a resuming stream's catch-up)."""
+    params: dict[str, Any] = {"after": after, "through": through, "limit": limit}
+    if user_id is not None:
+        params["user_id"] = user_id
+    rows = await tx.conn.execute(_EVERYONES if user_id is None else _USERS, params)
+    return [
+        PublishedEvent(row.position, row.user_id, row.type, event_body.decode(row.body, row.member, row.content))
+        for row in rows
+    ]
+
+
+async def pruned_through(tx: Tx) -> int:
+    return int((await tx.conn.execute(select(event_state.c.pruned_through))).scalar_one())
 
 
 async def delete_expired_prefix(tx: Tx, cutoff: datetime, batch: int) -> int:
-    """Deletes the oldest published events, in position order, while they are older than `cutoff`.
+    """Deletes the oldest delivered events, in position order, while they are older than `cutoff`.
 
-    Only a prefix of positions is ever deleted, so the retained events are always a gapless range and a
-    resume point below it is known to have lost events. Unpublished rows have no position and are never
-    touched; the newest published event is kept so positions continue from it even when all are old.
-    """
+    Only a prefix of positions goes, up to what the publisher has recorded as delivered, and `pruned_through`
+    moves with it: a resume point below it has lost events (409). An event delivered late stays while its
+    position is kept."""
+    state = (await tx.conn.execute(_STATE)).one()
     oldest = (
         await tx.conn.execute(
-            select(events.c.position, events.c.created_at)
-            .where(events.c.position.is_not(None))
-            .order_by(events.c.position)
-            .limit(batch + 1)
+            select(events.c.id, events.c.created_at)
+            .where(events.c.id > state.pruned_through, events.c.id <= state.published_through)
+            .order_by(events.c.id)
+            .limit(batch)
         )
     ).all()
     expired = 0
-    # Never the last row read: it is either beyond this batch or the newest published event.
-    for position, created_at in oldest[:-1]:
+    for event_id, created_at in oldest:
         if created_at >= cutoff:
             break
-        expired = position
+        expired = event_id
     if not expired:
         return 0
-    result = await tx.conn.execute(delete(events).where(events.c.position.is_not(None), events.c.position <= expired))
+    # An event delivered late, or still undecided, is kept while its position (to come) is.
+    kept_late = exists().where(event_late.c.event_id == events.c.id, event_late.c.position > expired)
+    undecided = exists().where(event_gaps.c.event_id == events.c.id)
+    result = await tx.conn.execute(delete(events).where(events.c.id <= expired, ~kept_late, ~undecided))
+    await tx.conn.execute(delete(event_late).where(event_late.c.position <= expired))
+    await tx.conn.execute(update(event_state).values(pruned_through=expired))
     return int(result.rowcount)
+
+
+async def erase_thread(tx: Tx, user_id: str, thread_id: str, keep_type: str) -> int:
+    """Deletes the user's kept events about `thread_id`, but those of type `keep_type` (its deletion)."""
+    stmt = delete(events).where(
+        events.c.user_id == user_id, events.c.thread_id == thread_id, events.c.type != keep_type
+    )
+    return int((await tx.conn.execute(stmt)).rowcount)

@@ -38,7 +38,7 @@ async def event_frames(
         yield OPENED
         while True:
             page = await database.read(
-                partial(repository.published_for_user_after, user_id=user_id, position=last, limit=CATCH_UP_PAGE)
+                partial(repository.delivered, after=last, through=hub.through, limit=CATCH_UP_PAGE, user_id=user_id)
             )
             for event in page:
                 yield frame(event)

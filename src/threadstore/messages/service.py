@@ -21,7 +21,9 @@ async def append(tx: Tx, user_id: str, thread_id: str, body: MessageCreate, limi
     message = message_json(row)
     # The seq is handed out by the write, which counts one more message on the thread atomically; the row lock
     # it takes orders concurrent appends, so seqs are gapless and in commit order.
-    seq = await repository.append(tx, user_id, row, Event(user_id, MESSAGE_CREATED, message, stored="seq"))
+    # A finished message's content never changes, so its event refers to it instead of copying it.
+    event = Event(user_id, thread_id, MESSAGE_CREATED, message, stored="seq", content_of=message["id"])
+    seq = await repository.append(tx, user_id, row, event)
     if seq is None:
         if await repository.thread_status(tx, user_id, thread_id) is None:
             raise thread_not_found()

@@ -13,6 +13,7 @@ from threadstore import cursors
 from threadstore.db.outbox import THREAD_CREATED, THREAD_DELETED, THREAD_UPDATED, Event
 from threadstore.db.unit_of_work import Tx, one_write
 from threadstore.errors import Conflict, PreconditionFailed, Unprocessable, thread_not_found
+from threadstore.events import service as events
 from threadstore.ids import new_id
 from threadstore.limits import Limits
 from threadstore.messages import service as messages
@@ -41,7 +42,7 @@ async def create(tx: Tx, user_id: str, body: ThreadCreate, limits: Limits) -> di
         "version": 1,
     }
     thread = thread_json(values)
-    await repository.insert_thread(tx, values, initial, Event(user_id, THREAD_CREATED, thread))
+    await repository.insert_thread(tx, values, initial, Event(user_id, thread_id, THREAD_CREATED, thread))
     return thread
 
 
@@ -124,10 +125,12 @@ def _status_change(status: str, tx: Tx) -> dict[str, Any]:
     return {"status": status, "archived_at": tx.now if status == "archived" else None}
 
 
-@one_write
 async def delete_permanently(tx: Tx, user_id: str, thread_id: str) -> None:
-    if not await repository.delete_owned(tx, user_id, thread_id, Event(user_id, THREAD_DELETED, {"id": thread_id})):
+    """Deletes the thread and its messages for good, and erases what the kept events hold of them."""
+    deleted = Event(user_id, thread_id, THREAD_DELETED, {"id": thread_id})
+    if not await repository.delete_owned(tx, user_id, thread_id, deleted):
         raise thread_not_found()
+    await events.erase_thread(tx, user_id, thread_id)
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,7 @@ async def _change(tx: Tx, user_id: str, row: RowMapping, changes: dict[str, Any]
     # The new row is known exactly: the write applies only to the version read. Only metadata is taken back
     # from the database, which normalizes JSON as it stores it.
     thread = thread_json({**row, **changes, "version": row["version"] + 1})
-    event = Event(user_id, THREAD_UPDATED, thread, stored="metadata")
+    event = Event(user_id, row["id"], THREAD_UPDATED, thread, stored="metadata")
     stored = await repository.update_at_version(tx, user_id, row["id"], changes, row["version"], event)
     return thread | {"metadata": stored}
 
