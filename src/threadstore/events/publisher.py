@@ -122,10 +122,17 @@ class Publisher:
 
     async def run_forever(self) -> None:
         while not self._stopped:
-            await wait_for_signal(self._wake, self._sweep_interval)
+            woken = await wait_for_signal(self._wake, self._sweep_interval)
             self._wake.clear()
             try:
                 before = self._through
+                # A sweep first asks cheaply (one read) whether there is anything to look at.
+                if (
+                    not woken
+                    and before is not None
+                    and not await self._database.read(repository.anything_to_look_at, before)
+                ):
+                    continue
                 through = await self.publish_all()
                 if self._database.dialect == "postgresql" and before is not None and through > before:
                     await self._database.write(_notify, through)

@@ -125,6 +125,18 @@ async def sight(tx: Tx, after: int | None, limit: int) -> Sighting:
     )
 
 
+_ANYTHING_NEW = select(
+    exists().where(events.c.id > bindparam("after"))
+    | exists().where(event_late.c.position > bindparam("after"))
+    | exists().select_from(event_gaps)
+)
+
+
+async def anything_to_look_at(tx: Tx, after: int) -> bool:
+    """Whether a look could move `through` past `after`: one cheap read for the periodic sweep."""
+    return bool((await tx.conn.execute(_ANYTHING_NEW, {"after": after})).scalar_one())
+
+
 _LATE_PG = text(
     """
     INSERT INTO event_late (position, event_id)
