@@ -89,8 +89,8 @@ def _assert_single_range_scan(plan: str, *indexes: str) -> None:
 MODES = ["custom", "generic"]
 # Halfway through user_7's threads, so the planner expects many rows on either side of the cursor.
 CURSOR = (datetime.now(UTC) - timedelta(seconds=20_000), "thr_00020007")
-# (title filter, metadata filters)
-FILTERS = [(False, 0)]
+# (title filter, metadata filters): none, `q`, `q` and two `metadata.<key>=<value>`.
+FILTERS = [(False, 0), (True, 0), (True, 2)]
 
 
 def _list_params(after: bool, title: bool, metadata_filters: int) -> dict[str, Any]:
