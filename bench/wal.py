@@ -47,6 +47,7 @@ class Window:
     fpi_bytes: int = 0
     records: int = 0
     by_relation: Counter[tuple[str, str]] = field(default_factory=Counter)  # (relation, rmgr:type) → records
+    bytes_by_relation: Counter[tuple[str, str]] = field(default_factory=Counter)  # … → bytes
 
 
 async def wal_of(conn: asyncpg.Connection, start: str, end: str, db_oid: int, names: dict[int, str]) -> Window:
@@ -69,7 +70,9 @@ async def wal_of(conn: asyncpg.Connection, start: str, end: str, db_oid: int, na
         if blocks:  # named after its first block
             _, filenode, fork = blocks[0]
             relation = names.get(int(filenode), filenode) + ("" if fork == "main" else f" ({fork})")
-        window.by_relation[(relation, f"{r['resource_manager']}:{r['record_type']}")] += 1
+        key = (relation, f"{r['resource_manager']}:{r['record_type']}")
+        window.by_relation[key] += 1
+        window.bytes_by_relation[key] += r["record_length"]
     return window
 
 
@@ -146,12 +149,13 @@ def report(results: dict[str, Window], writes: int) -> str:
         ts, ys = results[f"ts {write}"], results[f"ys {write}"]
         ratio = (ts.bytes - ts.fpi_bytes) / max(ys.bytes - ys.fpi_bytes, 1)
         lines.append(f"ts/ys {write}, without FPI: {ratio:.2f}x (with: {ts.bytes / max(ys.bytes, 1):.2f}x)")
-    lines += ["", "Records per write by relation (records of 0.1 per write and up):", ""]
+    lines += ["", "Records and bytes per write by relation (records of 0.1 per write and up):", ""]
     for key, w in results.items():
         lines.append(f"{key}:")
         for (relation, kind), records in sorted(w.by_relation.items()):
             if records / writes >= 0.1:
-                lines.append(f"  {relation:36} {kind:28} {records / writes:5.2f}")
+                size = w.bytes_by_relation[(relation, kind)] / writes
+                lines.append(f"  {relation:36} {kind:28} {records / writes:5.2f} {size:6.0f}")
     return "\n".join(lines)
 
 
