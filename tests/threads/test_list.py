@@ -211,6 +211,66 @@ async def test_status_all_lists_both(api: Api, user: str, create_thread: Factory
     assert await listed_ids(api, user, status="all") == [archived, active]
 
 
+async def test_archiving_and_unarchiving_move_threads_between_the_lists_that_all_merges(
+    api: Api, user: str, create_thread: Factory
+) -> None:
+    newest_first = await make_threads(create_thread, 8)
+    moved = newest_first[1::2]
+    for thread_id in moved:  # each archive is a change: the thread goes to the front of the archived list
+        assert assert_thread_response(await api.request("DELETE", f"{URL}/{thread_id}", user=user))["archived_at"]
+    back = moved[0]
+    response = await api.request("PATCH", f"{URL}/{back}", user=user, json={"status": "active"})
+    assert assert_thread_response(response)["status"] == "active"
+    archived = moved[:0:-1]  # the last archived first
+    untouched = [i for i in newest_first if i not in moved]
+
+    for status, expected in [
+        ("active", [back, *untouched]),
+        ("archived", archived),
+        ("all", [back, *archived, *untouched]),
+    ]:
+        assert [i for page in await walk(api, user, status=status, limit=2) for i in page] == expected, status
+
+    # Two instants shared by both lists: status=all interleaves them by updated_at, ties to the larger id.
+    first, second = datetime(2030, 1, 1, 12, tzinfo=UTC), datetime(2030, 1, 1, 11, tzinfo=UTC)
+    at = {i: first if n % 3 else second for n, i in enumerate(newest_first)}
+    await set_updated_at(api, [i for i in newest_first if at[i] == first], first)
+    await set_updated_at(api, [i for i in newest_first if at[i] == second], second)
+    merged = sorted(newest_first, key=lambda i: (at[i], i), reverse=True)
+    assert {at[i] for i in archived} == {first, second} and {at[i] for i in untouched} == {first, second}
+    for limit in (1, 2, 3, 100):
+        pages = await walk(api, user, status="all", limit=limit)
+        assert [i for page in pages for i in page] == merged, limit
+        assert [i for page in await walk(api, user, limit=limit) for i in page] == [
+            i for i in merged if i not in archived
+        ]
+        assert [i for page in await walk(api, user, status="archived", limit=limit) for i in page] == [
+            i for i in merged if i in archived
+        ]
+
+
+async def test_a_thread_unarchived_during_a_walk_leaves_it_for_the_front_of_the_active_list(
+    api: Api, user: str, create_thread: Factory
+) -> None:
+    newest_first = await make_threads(create_thread, 4)
+    for thread_id in newest_first[::-1]:  # archived oldest first: the archived list keeps the same order
+        assert_thread_response(await api.request("DELETE", f"{URL}/{thread_id}", user=user))
+    first = {status: await list_page(api, user, status=status, limit=1) for status in ("archived", "all")}
+    assert all([t["id"] for t in page["data"]] == newest_first[:1] for page in first.values())
+
+    # Unarchiving is a change: the thread leaves the archived list for the front of the active one, which
+    # both walks have passed already.
+    response = await api.request("PATCH", f"{URL}/{newest_first[2]}", user=user, json={"status": "active"})
+    assert assert_thread_response(response)["status"] == "active"
+
+    for status, page in first.items():
+        rest = await walk(api, user, status=status, limit=1, cursor=page["next_cursor"])
+        assert [i for each in rest for i in each] == [newest_first[1], newest_first[3]], status
+    assert await listed_ids(api, user) == [newest_first[2]]
+    assert await listed_ids(api, user, status="archived") == [newest_first[0], newest_first[1], newest_first[3]]
+    assert await listed_ids(api, user, status="all") == [newest_first[2], *newest_first[:2], newest_first[3]]
+
+
 async def test_unknown_status_is_422(api: Api, user: str, subtests: pytest.Subtests) -> None:
     for status in ["deleted", "ALL", "", "Active"]:
         with subtests.test(repr(status)[:60]):

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    literal_column,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -77,9 +78,31 @@ threads = Table(
     Column("last_message_at", UtcDateTime, nullable=True),
     Column("version", Integer, nullable=False, server_default=text("1")),
     CheckConstraint("status IN ('active', 'archived')", name="status"),
-    # One index per list query shape so every page is a single index range scan.
-    Index("ix_threads_user_status_updated", "user_id", "status", text("updated_at DESC"), text("id DESC")),
-    Index("ix_threads_user_updated", "user_id", text("updated_at DESC"), text("id DESC")),
+)
+
+THREAD_STATUSES = ("active", "archived")
+# `status = 'active'` with the status as a literal, never a bind parameter: PostgreSQL uses a partial index
+# only for a query whose predicate proves the index's, which a parameter cannot in a generic plan.
+HAS_STATUS = {status: threads.c.status == literal_column(f"'{status}'") for status in THREAD_STATUSES}
+# The list order, one partial index per status: a row is in exactly one of them. Every change to a thread
+# moves updated_at, so none is a HOT update and each writes an entry into every index of the table; with
+# these two that is the primary key and one list index. Each status's pages are a range scan of its index;
+# status=all merges the two scans (threads/repository.py).
+Index(
+    "ix_threads_user_updated_active",
+    threads.c.user_id,
+    text("updated_at DESC"),
+    text("id DESC"),
+    postgresql_where=HAS_STATUS["active"],
+    sqlite_where=HAS_STATUS["active"],
+)
+Index(
+    "ix_threads_user_updated_archived",
+    threads.c.user_id,
+    text("updated_at DESC"),
+    text("id DESC"),
+    postgresql_where=HAS_STATUS["archived"],
+    sqlite_where=HAS_STATUS["archived"],
 )
 
 messages = Table(
