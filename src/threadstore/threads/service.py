@@ -13,6 +13,7 @@ from threadstore import cursors
 from threadstore.db.outbox import THREAD_CREATED, THREAD_DELETED, THREAD_UPDATED, Event
 from threadstore.db.unit_of_work import Tx, one_write
 from threadstore.errors import Conflict, PreconditionFailed, Unprocessable, thread_not_found
+from threadstore.idempotency import service as idempotency
 from threadstore.ids import new_id
 from threadstore.limits import Limits
 from threadstore.messages import service as messages
@@ -124,10 +125,19 @@ def _status_change(status: str, tx: Tx) -> dict[str, Any]:
     return {"status": status, "archived_at": tx.now if status == "archived" else None}
 
 
-@one_write
 async def delete_permanently(tx: Tx, user_id: str, thread_id: str) -> None:
+    """Deletes the thread and its messages, and erases the stored responses of the keys that wrote its content
+    (a repeat of one answers 404): two statements, so a transaction, whole or not at all.
+
+    The delete goes first. It takes the thread's row, which a keyed append holds locked until it commits with its
+    key, so the erasure sees every key of the thread: an append that had the row first committed its key before
+    the delete went on (on READ COMMITTED the erasure, a later statement, has a fresh snapshot; on the stricter
+    levels the delete fails as a serialization conflict and the unit runs again), and one that comes after finds
+    no thread and stores nothing. A create's key commits with the row the delete finds. Erasing first would miss
+    the key of an append that commits between the two statements."""
     if not await repository.delete_owned(tx, user_id, thread_id, Event(user_id, THREAD_DELETED, {"id": thread_id})):
         raise thread_not_found()
+    await idempotency.forget_thread(tx, user_id, thread_id)
 
 
 @dataclass(frozen=True)
