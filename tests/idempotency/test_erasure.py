@@ -195,6 +195,27 @@ async def test_keyed_appends_racing_the_delete_are_all_erased_or_never_stored(
     delete had its key erased with it, one that came after found no thread and stored nothing. The delete
     lingers after its erasure, so appends arrive while it holds what it took (and would slip in between, were
     the erasure to come before the delete)."""
+    await race_appends_against_the_delete(api, user, create_thread, monkeypatch)
+
+
+@pytest.mark.postgres_only
+class TestUnderStricterIsolation:
+    """On REPEATABLE READ and SERIALIZABLE the delete's snapshot predates appends it waited for: it fails as a
+    serialization conflict and runs again, and the outcome is the same."""
+
+    @pytest.fixture(params=["REPEATABLE READ", "SERIALIZABLE"])
+    def settings_overrides(self, request: pytest.FixtureRequest) -> dict[str, Any]:
+        return {"idempotency_ttl_seconds": TTL, "isolation_level": request.param}
+
+    async def test_keyed_appends_racing_the_delete_are_all_erased_or_never_stored(
+        self, api: Api, user: str, create_thread: Factory, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        await race_appends_against_the_delete(api, user, create_thread, monkeypatch)
+
+
+async def race_appends_against_the_delete(
+    api: Api, user: str, create_thread: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     erase = idempotency.forget_thread
 
     async def erase_then_linger(tx: Tx, user_id: str, thread_id: str) -> None:
