@@ -65,7 +65,7 @@ async def main(database_url: str, iterations: int) -> None:
         message = MessageCreate(content="How long is the flight?", metadata={"source": "units"})
 
         def stored(message: dict[str, Any]) -> StoredResponse:
-            return StoredResponse(201, orjson.dumps(message))
+            return StoredResponse(201, orjson.dumps(message), thread_id=message["thread_id"])
 
         def keyed() -> IdempotentRequest:
             return IdempotentRequest(USER, f"units-{next(n)}", "fingerprint")

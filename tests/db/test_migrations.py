@@ -10,7 +10,7 @@ from typing import Any
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -125,5 +125,65 @@ async def test_instances_migrating_together_all_succeed(
         try:
             async with engine.connect() as conn:
                 assert await conn.run_sync(migrate.current_revision) == migrate.head_revision()
+        finally:
+            await engine.dispose()
+
+
+def _to(revision: str, *, down: bool = False) -> Any:
+    def run(sync_conn: Any) -> None:
+        config = migrate.alembic_config()
+        config.attributes["connection"] = sync_conn
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+    return run
+
+
+# Stored before 0004 (which names each record's thread): a create and an append of a thread that still
+# exists, and the same for a thread deleted for good before the upgrade.
+_BEFORE_0004 = [
+    ("k-create", '{"id": "thr_kept", "object": "thread", "title": "kept"}', '{"Location": "/api/threads/thr_kept"}'),
+    ("k-append", '{"id": "msg_1", "object": "message", "thread_id": "thr_kept", "content": "kept"}', "{}"),
+    ("g-create", '{"id": "thr_gone", "object": "thread", "title": "secret"}', '{"Location": "/api/threads/thr_gone"}'),
+    ("g-append", '{"id": "msg_2", "object": "message", "thread_id": "thr_gone", "content": "secret"}', "{}"),
+]
+
+
+async def test_0004_names_the_thread_of_older_records_and_erases_those_of_deleted_threads(
+    backend: Backend, pg_server: PgServer | None, tmp_path: Path
+) -> None:
+    async with fresh_database(backend.name, pg_server, tmp_path, migrated=False) as fresh:
+        engine = create_async_engine(fresh.url, poolclass=NullPool)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(_to("0002"))
+                await conn.execute(
+                    text(
+                        "INSERT INTO threads (id, user_id, metadata, status, created_at, updated_at, version)"
+                        " VALUES ('thr_kept', 'alice', '{}', 'active', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)"
+                    )
+                )
+                for key, body, headers in _BEFORE_0004:
+                    await conn.execute(
+                        text(
+                            "INSERT INTO idempotency_keys"
+                            " VALUES ('alice', :key, :fp, 201, :body, :headers, CURRENT_TIMESTAMP)"
+                        ),
+                        {"key": key, "fp": "f" * 64, "body": body, "headers": headers},
+                    )
+                await conn.run_sync(_to("head"))
+                query = "SELECT key, thread_id, status_code, response_body, response_headers FROM idempotency_keys"
+                rows = {row[0]: tuple(row[1:]) for row in await conn.execute(text(query))}
+                assert rows == {
+                    "k-create": ("thr_kept", 201, _BEFORE_0004[0][1], _BEFORE_0004[0][2]),
+                    "k-append": ("thr_kept", 201, _BEFORE_0004[1][1], "{}"),
+                    "g-create": ("thr_gone", 404, "", "{}"),
+                    "g-append": ("thr_gone", 404, "", "{}"),
+                }
+
+                await conn.run_sync(_to("0002", down=True))
+                columns = await conn.run_sync(lambda c: inspect(c).get_columns("idempotency_keys"))
+                assert "thread_id" not in {column["name"] for column in columns}
+                erased = await conn.execute(text("SELECT count(*) FROM idempotency_keys WHERE status_code = 404"))
+                assert erased.scalar_one() == 2  # erased records stay erased: older code replays an empty 404
         finally:
             await engine.dispose()

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql
 
 from tests.conftest import execute_sql, fresh_database
 from tests.pg_server import PgServer
+from threadstore.idempotency import repository as idempotency_repo
 from threadstore.messages import repository as messages_repo
 from threadstore.threads import repository as threads_repo
 
@@ -32,7 +33,12 @@ INSERT INTO threads (id, user_id, title, metadata, status, created_at, updated_a
 VALUES ('big', 'user_big', 'big', '{}', 'active', now(), now(), 50000, 1);
 INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at)
 SELECT 'msg_' || k, 'big', k, 'user', 'hello', '{}', now() FROM generate_series(1, 50000) k;
-ANALYZE threads; ANALYZE messages;
+INSERT INTO idempotency_keys (user_id, key, fingerprint, status_code, response_body, response_headers, created_at,
+                              thread_id)
+SELECT 'user_' || (n % 200), 'key_' || n, md5(n::text) || md5(n::text), 201, '{}', '{}', now(),
+       'thr_' || lpad((n % 40000)::text, 8, '0')
+FROM generate_series(1, 40000) n;
+ANALYZE threads; ANALYZE messages; ANALYZE idempotency_keys;
 """
 
 
@@ -149,3 +155,18 @@ async def test_message_pages_are_index_range_scans_at_any_depth(
 async def test_single_thread_read_is_a_primary_key_lookup(seeded: str, mode: str) -> None:
     plan = await _plan(seeded, threads_repo._SELECT, {"p_id": "thr_00000007", "p_user": "user_7"}, mode)
     _assert_single_range_scan(plan, "pk_threads")
+
+
+async def test_erasing_a_threads_keys_reads_only_the_users_primary_key_range(seeded: str) -> None:
+    """A permanent delete finds its thread's keys within the user's prefix of the primary key: no index of its
+    own, never a scan of the whole table (migration 0004)."""
+    params = {
+        "p_user": "user_7",
+        "p_thread": "thr_00000007",
+        "p_status": 404,
+        "response_body": "",
+        "response_headers": "{}",
+    }
+    plan = await _plan(seeded, idempotency_repo._ERASE, params)
+    assert "Seq Scan" not in plan, plan
+    assert "pk_idempotency_keys" in plan, plan

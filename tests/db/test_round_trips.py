@@ -1,13 +1,14 @@
 """What each write sends to PostgreSQL: its one write statement (the event recorded in it), after the reads its
 decision needs, and no BEGIN or COMMIT; a write that cannot be one statement (a keyed request records its
-key too) is a transaction. And when a compare-and-set loses a race, the unit runs again under a row lock."""
+key too, a permanent delete erases its thread's keys and events) is a transaction. And when a compare-and-set loses a
+race, the unit runs again under a row lock."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.postgres_only
 class Sent:
     verb: str  # the statement's first word
     in_transaction: bool  # whether the driver had a transaction open once it ran (a transaction begins lazily)
+    sql: str = field(default="", compare=False, repr=False)
 
 
 @contextmanager
@@ -37,7 +39,7 @@ def sent(api: Api) -> Iterator[list[Sent]]:
         task = asyncio.current_task()
         if task is None or not task.get_name().startswith("event-"):
             driver = conn.connection.driver_connection
-            seen.append(Sent(statement.split()[0], bool(driver.is_in_transaction())))
+            seen.append(Sent(statement.split()[0], bool(driver.is_in_transaction()), statement))
 
     engine = api.database.engine.sync_engine
     event.listen(engine, "after_cursor_execute", record)
@@ -65,8 +67,6 @@ async def test_each_write_is_one_statement_with_its_event(api: Api, user: str, c
         ("POST", f"{url}/messages", {"content": 'é "quoted"\n', "metadata": {"big": 2**64 - 1}}, ONE_STATEMENT),
         ("PATCH", url, {"title": "renamed", "metadata": {"keep": {"b": 2}, "n": [1, {"x": None}]}}, READ_THEN_WRITE),
         ("DELETE", url, None, READ_THEN_WRITE),  # archive
-        # The delete, then the erasure of the thread's kept events: a transaction.
-        ("DELETE", f"{url}?permanent=true", None, [Sent("WITH", True), Sent("DELETE", True)]),
     ]
     for method, path, body, expected in writes:
         with sent(api) as seen:
@@ -74,8 +74,14 @@ async def test_each_write_is_one_statement_with_its_event(api: Api, user: str, c
         assert response.status_code < 300, (method, path, response.text)
         assert seen == expected, (method, path, seen)
     events = await recorded_events(api, user)
-    # The permanent delete erased the events of its thread: the two others' creations and its deletion remain.
-    assert [kind for kind, _ in events] == ["thread.created", "thread.created", "thread.deleted"]
+    assert [kind for kind, _ in events] == [
+        "thread.created",
+        "thread.created",
+        "thread.created",
+        "message.created",
+        "thread.updated",
+        "thread.updated",
+    ]
 
 
 async def test_events_carry_what_the_database_decided(api: Api, user: str, create_thread: Factory) -> None:
@@ -103,6 +109,21 @@ async def test_a_keyed_write_is_one_transaction_with_its_key(api: Api, user: str
     # Lock the key, look it up, append (the same statement as without a key), record the key: one transaction.
     assert [s.verb for s in seen] == ["SELECT", "SELECT", "WITH", "INSERT"], seen
     assert all(s.in_transaction for s in seen), seen
+
+
+async def test_a_permanent_delete_is_one_transaction_with_the_erasure_of_its_keys(
+    api: Api, user: str, create_thread: Factory
+) -> None:
+    thread = await create_thread(messages=[{"content": "a"}])
+    with sent(api) as seen:
+        response = await api.request("DELETE", f"/api/threads/{thread['id']}?permanent=true", user=user)
+    assert response.status_code == 204, response.text
+    # The delete with its event, then the erasure of the stored responses of the thread's keys (none here: the
+    # statement runs anyway, it cannot know) and of its kept events, in one transaction.
+    assert seen == [Sent("WITH", True), Sent("UPDATE", True), Sent("DELETE", True)], seen
+    assert seen[1].sql.startswith("UPDATE idempotency_keys "), seen[1].sql
+    assert seen[2].sql.startswith("DELETE FROM events "), seen[2].sql
+    assert await recorded_events(api, user) == [("thread.deleted", {"id": thread["id"]})]
 
 
 async def test_a_change_between_read_and_write_runs_the_unit_again_under_a_row_lock(

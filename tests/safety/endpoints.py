@@ -32,8 +32,9 @@ async def _nothing(_api: Api, _user: str) -> Context:
     return {}
 
 
-async def _thread(api: Api, user: str, **body: Any) -> Context:
-    response = await api.request("POST", "/api/threads", user=user, json=body)
+async def _thread(api: Api, user: str, key: str | None = None, **body: Any) -> Context:
+    headers = {"Idempotency-Key": key} if key else {}
+    response = await api.request("POST", "/api/threads", user=user, json=body, headers=headers)
     assert response.status_code == 201, response.text
     return {"thread": response.json()}
 
@@ -43,11 +44,22 @@ async def _two_threads(api: Api, user: str) -> Context:
     return await _thread(api, user, title="newer", metadata={"topic": "x"})
 
 
-async def _thread_with_messages(api: Api, user: str) -> Context:
+async def _thread_with_messages(api: Api, user: str, key: str | None = None) -> Context:
     messages = [{"content": FIRST_MESSAGE}] + [
         {"role": "assistant", "content": f"answer {i} " * (50 if LONG else 1)} for i in range(INITIAL_MESSAGES)
     ]
-    return await _thread(api, user, title="with messages", messages=messages)
+    return await _thread(api, user, key, title="with messages", messages=messages)
+
+
+async def _keyed_thread_with_messages(api: Api, user: str) -> Context:
+    """A thread created and appended to with Idempotency-Keys: its permanent delete erases their stored responses
+    too, so the sweeps check that erasure happens whole with the delete or not at all."""
+    ctx = await _thread_with_messages(api, user, key="sweep-keyed-create")
+    url = _url(ctx, "/messages")
+    keyed = {"Idempotency-Key": "sweep-keyed-append"}
+    appended = await api.request("POST", url, user=user, json={"content": "more"}, headers=keyed)
+    assert appended.status_code == 201, appended.text
+    return ctx
 
 
 async def _plain_thread(api: Api, user: str) -> Context:
@@ -118,7 +130,7 @@ ENDPOINTS = [
     Endpoint("archive_thread", _plain_thread, lambda api, user, ctx: api.request("DELETE", _url(ctx), user=user), True),
     Endpoint(
         "delete_thread_permanently",
-        _thread_with_messages,
+        _keyed_thread_with_messages,
         lambda api, user, ctx: api.request("DELETE", _url(ctx), user=user, params={"permanent": "true"}),
         writes=True,
     ),

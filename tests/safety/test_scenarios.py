@@ -18,6 +18,7 @@ import httpx
 from tests.conftest import Api, Backend, Factory, make_settings, running_api
 from tests.safety.faults import COMMIT, DISCONNECT, ERROR, Injector
 from tests.safety.scenario_helpers import (
+    Request,
     assert_fails_cleanly,
     makes_durable,
     op_number,
@@ -96,6 +97,43 @@ async def test_archive_when_its_write_fails(api: Api, injector: Injector, user: 
     await assert_fails_cleanly(api, injector, archive(target), number)
     current = (await api.request("GET", f"/api/threads/{target['id']}", user=user)).json()
     assert (current["status"], current["archived_at"]) == ("active", None)
+
+
+async def test_permanent_delete_rolled_back_after_its_erasure_keeps_the_keys_replaying(
+    api: Api, injector: Injector, user: str
+) -> None:
+    """The erasure of the thread's keys is part of the delete's transaction: failing it, or the COMMIT after
+    it, leaves the thread and every stored response as they were, and the keys replay them."""
+
+    async def keyed_thread(name: str) -> tuple[dict[str, Any], list[tuple[Request, httpx.Response]]]:
+        headers = {"Idempotency-Key": f"{name}-create"}
+        body = {"title": name, "messages": [{"content": "kept"}]}
+
+        def create() -> Any:
+            return api.request("POST", "/api/threads", user=user, json=body, headers=headers)
+
+        created = await create()
+        url = f"/api/threads/{created.json()['id']}/messages"
+
+        def append() -> Any:
+            return api.request("POST", url, user=user, json={"content": "x"}, headers={"Idempotency-Key": name})
+
+        return created.json(), [(create, created), (append, await append())]
+
+    def delete(thread: dict[str, Any]) -> Any:
+        return lambda: api.request("DELETE", f"/api/threads/{thread['id']}", user=user, params={"permanent": "true"})
+
+    twin, _ = await keyed_thread("twin")
+    erasure = await op_number(injector, delete(twin), writes("UPDATE", "idempotency_keys"))
+    target, keyed = await keyed_thread("target")
+    for number, flavour in [(erasure, ERROR), (erasure + 1, ERROR), (erasure + 1, DISCONNECT)]:
+        await assert_fails_cleanly(api, injector, delete(target), number, flavour)
+        assert injector.fired == (COMMIT if number > erasure else injector.ops[erasure - 1]), injector.ops
+        for repeat, first in keyed:
+            replayed = await repeat()
+            assert (replayed.status_code, replayed.content) == (201, first.content), (number, flavour)
+            assert replayed.headers["idempotent-replayed"] == "true"
+    assert (await api.request("GET", f"/api/threads/{target['id']}", user=user)).status_code == 200
 
 
 async def test_auto_rename_when_the_title_write_fails(

@@ -130,6 +130,9 @@ idempotency_keys = Table(
     Column("response_body", Text, nullable=False),
     Column("response_headers", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # The thread whose content the response holds; its permanent delete erases the response. Found through the
+    # primary key's user_id prefix, with no index of its own (migration 0004 says why).
+    Column("thread_id", ThreadId, nullable=True),
     Index("ix_idempotency_keys_created_at", "created_at"),
 )
 

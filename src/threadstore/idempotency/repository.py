@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, tuple_
+from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
 
 from threadstore.db.tables import idempotency_keys
 from threadstore.db.unit_of_work import Tx
@@ -39,6 +39,20 @@ async def remove(tx: Tx, user_id: str, key: str) -> None:
 
 async def insert_record(tx: Tx, values: dict[str, Any]) -> None:
     await tx.conn.execute(insert(idempotency_keys).values(**values))
+
+
+# Found by the primary key's user_id prefix, then filtered: no index on thread_id (migration 0004 says why).
+_ERASE = (
+    update(idempotency_keys)
+    .where(idempotency_keys.c.user_id == bindparam("p_user"), idempotency_keys.c.thread_id == bindparam("p_thread"))
+    .values(status_code=bindparam("p_status"), response_body="", response_headers="{}")
+)
+
+
+async def erase_thread(tx: Tx, user_id: str, thread_id: str, status: int) -> None:
+    """Replaces the stored response of every key of `user_id` that holds `thread_id`'s content by `status`,
+    with no body or headers; the fingerprint stays, so the key still belongs to its first request."""
+    await tx.conn.execute(_ERASE, {"p_user": user_id, "p_thread": thread_id, "p_status": status})
 
 
 async def delete_expired(tx: Tx, cutoff: datetime, batch: int) -> int:

@@ -16,9 +16,13 @@ class IdempotentRequest:
 
 @dataclass(frozen=True)
 class StoredResponse:
+    """`thread_id`: the thread whose content the response holds. When that thread is deleted for good, the
+    stored response is erased: a repeat of the key answers 404 instead of replaying it."""
+
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    thread_id: str | None = None
     replayed: bool = False
 
     def to_http(self) -> Response:

@@ -3,6 +3,10 @@ the same transaction as the write, so a key exists exactly when its write commit
 
 A repeat with the same fingerprint replays the stored response and writes nothing; another fingerprint is
 422; a repeat while the first is still in flight is 409 (it cannot yet know the outcome).
+
+A stored response names the thread whose content it holds. The thread's permanent delete erases the stored
+responses of that thread (`forget_thread`, in the delete's transaction): a repeat of such a key then answers
+the 404 of a missing thread and writes nothing, so nothing deleted is ever replayed (API.md, version 2).
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ import orjson
 from pydantic import BaseModel
 
 from threadstore.db.unit_of_work import Database, Tx, Work
-from threadstore.errors import BadRequest, Conflict, Unprocessable
+from threadstore.errors import BadRequest, Conflict, Unprocessable, thread_not_found
 from threadstore.idempotency import repository
 from threadstore.idempotency.schemas import IdempotentRequest, StoredResponse
 
 MAX_KEY_LENGTH = 255
 PRUNE_BATCH = 1000
+# The status an erased record keeps in place of its response (stored responses are otherwise always 2xx: a
+# failed request stores nothing). A repeat of its key answers as a missing thread does.
+ERASED = 404
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -77,6 +84,8 @@ async def run_once(
                     "This Idempotency-Key was used with a different request.",
                     errors=[{"loc": ["header", "Idempotency-Key"], "msg": "key reused with a different body"}],
                 )
+            if existing["status_code"] == ERASED:
+                raise thread_not_found()  # not a replay: the problem is made now, with this request's id
             return StoredResponse(
                 status=existing["status_code"],
                 body=existing["response_body"].encode(),
@@ -95,9 +104,17 @@ async def run_once(
             "response_body": response.body.decode(),
             "response_headers": orjson.dumps(response.headers).decode(),
             "created_at": tx.now,
+            "thread_id": response.thread_id,
         },
     )
     return response
+
+
+async def forget_thread(tx: Tx, user_id: str, thread_id: str) -> None:
+    """Erases the stored responses of `user_id`'s keys that hold `thread_id`'s content: from now on a repeat of
+    such a key answers 404 and writes nothing. For the thread's permanent delete, in its unit of work, after the
+    delete itself (threads/service.py says why that order)."""
+    await repository.erase_thread(tx, user_id, thread_id, ERASED)
 
 
 async def delete_expired(tx: Tx, ttl_seconds: int) -> int:

@@ -36,7 +36,7 @@ async def create_message(
 
 
 def _created(message: dict[str, Any]) -> StoredResponse:
-    return StoredResponse(201, json_bytes(message))
+    return StoredResponse(201, json_bytes(message), thread_id=message["thread_id"])
 
 
 @router.get("", response_model=MessageList, operation_id="list_messages")

@@ -39,7 +39,7 @@ async def create_thread(
 
 def _created(thread: dict[str, Any]) -> StoredResponse:
     headers = {"Location": f"/api/threads/{thread['id']}", "ETag": etag(thread["version"])}
-    return StoredResponse(201, json_bytes(thread), headers)
+    return StoredResponse(201, json_bytes(thread), headers, thread_id=thread["id"])
 
 
 @router.get("", response_model=ThreadList, operation_id="list_threads")

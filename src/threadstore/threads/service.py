@@ -14,6 +14,7 @@ from threadstore.db.outbox import THREAD_CREATED, THREAD_DELETED, THREAD_UPDATED
 from threadstore.db.unit_of_work import Tx, one_write
 from threadstore.errors import Conflict, PreconditionFailed, Unprocessable, thread_not_found
 from threadstore.events import service as events
+from threadstore.idempotency import service as idempotency
 from threadstore.ids import new_id
 from threadstore.limits import Limits
 from threadstore.messages import service as messages
@@ -126,10 +127,20 @@ def _status_change(status: str, tx: Tx) -> dict[str, Any]:
 
 
 async def delete_permanently(tx: Tx, user_id: str, thread_id: str) -> None:
-    """Deletes the thread and its messages for good, and erases what the kept events hold of them."""
+    """Deletes the thread and its messages, and erases what of them the kept events hold and the stored
+    responses of the keys that wrote its content (a repeat of one answers 404): three statements, so a
+    transaction, whole or not at all.
+
+    The delete goes first. It takes the thread's row, which a write to the thread holds locked until it
+    commits (a keyed append with its key, any change with its event), so the erasures see everything written
+    to the thread: a write that had the row first committed before the delete went on (on READ COMMITTED the
+    erasures, later statements, have fresh snapshots; on the stricter levels the delete fails as a
+    serialization conflict and the unit runs again), and one that comes after finds no thread and writes
+    nothing. Erasing first would miss a write that commits between the statements."""
     deleted = Event(user_id, thread_id, THREAD_DELETED, {"id": thread_id})
     if not await repository.delete_owned(tx, user_id, thread_id, deleted):
         raise thread_not_found()
+    await idempotency.forget_thread(tx, user_id, thread_id)
     await events.erase_thread(tx, user_id, thread_id)
 
 

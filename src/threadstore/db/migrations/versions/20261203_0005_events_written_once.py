@@ -1,7 +1,7 @@
 """events written once: the id is the delivery position, the object is stored compact
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-03
 
 Before, an event row was inserted by its write and updated by the publisher with its `position` (a second
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
