@@ -1,7 +1,7 @@
 """idempotency thread: each stored response names the thread whose content it holds
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-03
 
 A permanent delete turns the stored responses of the user's keys for that thread into 404 (API.md, version 2:
