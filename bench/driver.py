@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import amplification
 import asyncpg
 import endpoints
 import profiling
 import report
 import seeding
 import soak
-import wal
 from load import Sample, run_wrk
 from servers import Server, start_threadstore, start_yardstick
 from sqlalchemy.engine import make_url
@@ -253,14 +253,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_wal:
             log(f"write amplification: {args.wal_requests} requests per write and app, then {args.wal_messages:,}"
                 " appends per app")  # fmt: skip
-            amplification = wal.run(
+            writes = amplification.run(
                 {app: server.url for app, server in servers.items()}, secret, dsns.bench,
                 requests=args.wal_requests, messages=args.wal_messages, settle=args.wal_settle, log=log,
             )  # fmt: skip
-            lines, ok = wal.sections(amplification)
+            lines, ok = amplification.sections(writes)
             passed &= ok
             sections += ["", *lines]
-            raw["wal"] = asdict(amplification)
+            raw["wal"] = asdict(writes)
             _emit(sections, out, raw)
 
         data: dict[str, endpoints.AppData] = {}
