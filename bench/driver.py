@@ -1,5 +1,6 @@
-"""bench/run's driver: seed, start threadstore and the yardstick side by side, load both with wrk in
-interleaved rounds, print the comparison; optionally profile and soak. See docs/performance.md."""
+"""bench/run's driver: seed, start threadstore and the yardstick side by side, measure what each write costs in
+WAL and on disk, load both with wrk in interleaved rounds, print the comparison; optionally profile and soak.
+See docs/performance.md."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import amplification
 import asyncpg
 import endpoints
 import profiling
@@ -61,6 +63,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--deep-users", type=int, default=50, help="users with 50+ pages of threads")
     p.add_argument("--soak", type=float, default=300, help="seconds of mixed load on threadstore after (0: none)")
     p.add_argument("--no-compare", action="store_true", help="skip the side-by-side rounds")
+    p.add_argument(
+        "--only",
+        choices=["wal"],
+        help="after seeding, run one phase alone: wal = write amplification (~3 min in all)",
+    )
+    p.add_argument("--no-wal", action="store_true", help="skip the write-amplification phase")
+    p.add_argument("--wal-requests", type=int, default=300, help="sequential requests per write and app")
+    p.add_argument("--wal-messages", type=int, default=10_000, help="appends for bytes stored per message (0: none)")
+    p.add_argument(
+        "--wal-settle",
+        type=float,
+        default=11,
+        help="seconds after each batch before reading: PostgreSQL 15 reports an idle backend's statistics within 10 s",
+    )
     p.add_argument("--profile", action="store_true", help="py-spy threadstore on each endpoint (--duration s)")
     p.add_argument("--keep", action="store_true", help="keep the benchmark database (and print its URL)")
     p.add_argument(
@@ -92,9 +108,14 @@ def machine() -> str:
 
 def estimate_seconds(args: argparse.Namespace, n_endpoints: int) -> float:
     seed = 40 + args.big / 10_000 + args.users * args.threads_per_user * args.messages / 50_000
+    # per app: a settle after the warm-up and after each of 3 batches, ~200 sequential requests/s, ~400 appends/s
+    write_amplification = 0 if args.no_wal else 2 * (4 * args.wal_settle + 4 * args.wal_requests / 200 + 5)
+    write_amplification += 0 if args.no_wal else 2 * args.wal_messages / 400
+    if args.only == "wal":
+        return float(seed + 20 + write_amplification)
     compare = 0 if args.no_compare else n_endpoints * (2 * args.warmup + 2 * args.rounds * args.duration + 2)
     profile = n_endpoints * (args.duration + 4) if args.profile else 0
-    return float(seed + 20 + compare + profile + (args.soak + 5 if args.soak else 0))
+    return float(seed + 20 + write_amplification + compare + profile + (args.soak + 5 if args.soak else 0))
 
 
 def measure(
@@ -138,6 +159,11 @@ async def server_facts(dsn: str) -> tuple[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.only == "wal":
+        if args.no_wal:
+            print("--only wal and --no-wal contradict each other", file=sys.stderr)
+            return 2
+        args.no_compare, args.profile, args.soak = True, False, 0
     keys = [k.strip() for k in args.endpoints.split(",") if k.strip()]
     unknown = [k for k in keys if k not in endpoints.BY_KEY]
     if unknown:
@@ -211,28 +237,48 @@ def main(argv: list[str] | None = None) -> int:
             header.append(line)
             log(line)
 
-        ts_ids, ys_ids = asyncio.run(seeding.thread_ids(dsns.bench))
-        data: dict[str, endpoints.AppData] = {}
-        for app, ids, big in (("ts", ts_ids, seeding.BIG_THREAD_TS), ("ys", ys_ids, seeding.BIG_THREAD_YS)):
-            url = servers[app].url
-            data[app] = endpoints.AppData(
-                threads=ids,
-                big_thread=big,
-                deep_cursors=asyncio.run(endpoints.deep_cursors(url, tokens, deep_users)),
-                last_page_cursor=asyncio.run(endpoints.last_page_cursor(url, tokens[seeding.BIG_OWNER], big, args.big)),
-            )
-        log("walked the API to page 50 of each deep user and to the last page of the big thread (both apps)")
-        files = {app: endpoints.write_endpoint_files(app, data[app], tokens, out) for app in ("ts", "ys")}
-
+        loaded = not args.no_compare or args.profile or args.soak
         sections = ["## Setup", "", *(f"- {line}" for line in header)]
-        sections += [
-            f"- load: wrk {args.connections} connections, {args.wrk_threads} threads, {args.duration:g} s per run,"
-            f" {args.rounds} interleaved rounds per app (ts, ys, ts, ys, …) after {args.warmup:g} s warm-up each;"
-            " medians of the rounds",
-            "", report.endpoint_legend(),
-        ]  # fmt: skip
+        if loaded:
+            sections += [
+                f"- load: wrk {args.connections} connections, {args.wrk_threads} threads, {args.duration:g} s per run,"
+                f" {args.rounds} interleaved rounds per app (ts, ys, ts, ys, …) after {args.warmup:g} s warm-up each;"
+                " medians of the rounds",
+                "", report.endpoint_legend(),
+            ]  # fmt: skip
         passed = True
         raw: dict[str, Any] = {"header": header, "args": {k: str(v) for k, v in vars(args).items()}}
+
+        # First, while the database is as seeded and both servers are idle: no load's dead rows in its tables.
+        if not args.no_wal:
+            log(f"write amplification: {args.wal_requests} requests per write and app, then {args.wal_messages:,}"
+                " appends per app")  # fmt: skip
+            writes = amplification.run(
+                {app: server.url for app, server in servers.items()}, secret, dsns.bench,
+                requests=args.wal_requests, messages=args.wal_messages, settle=args.wal_settle, log=log,
+            )  # fmt: skip
+            lines, ok = amplification.sections(writes)
+            passed &= ok
+            sections += ["", *lines]
+            raw["wal"] = asdict(writes)
+            _emit(sections, out, raw)
+
+        data: dict[str, endpoints.AppData] = {}
+        files: dict[str, dict[str, Path]] = {}
+        if loaded:
+            ts_ids, ys_ids = asyncio.run(seeding.thread_ids(dsns.bench))
+            for app, ids, big in (("ts", ts_ids, seeding.BIG_THREAD_TS), ("ys", ys_ids, seeding.BIG_THREAD_YS)):
+                url = servers[app].url
+                data[app] = endpoints.AppData(
+                    threads=ids,
+                    big_thread=big,
+                    deep_cursors=asyncio.run(endpoints.deep_cursors(url, tokens, deep_users)),
+                    last_page_cursor=asyncio.run(
+                        endpoints.last_page_cursor(url, tokens[seeding.BIG_OWNER], big, args.big)
+                    ),
+                )
+            log("walked the API to page 50 of each deep user and to the last page of the big thread (both apps)")
+            files = {app: endpoints.write_endpoint_files(app, data[app], tokens, out) for app in ("ts", "ys")}
         if not args.no_compare:
             results = measure(servers, files, keys, args)
             comparison, ok1 = report.comparison_table(results)
