@@ -52,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.checkpoints = measure.parse_checkpoints(args.checkpoints, args.turns)
     except ValueError as error:
         p.error(str(error))
+    # Checked now, not after threadstore's half of the run.
+    if not args.langgraph_python.exists():
+        p.error(f"no {args.langgraph_python}: bench/langgraph/run creates LangGraph's virtualenv")
     return args
 
 
