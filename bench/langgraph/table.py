@@ -74,6 +74,19 @@ def render(runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
+def totals(runs: list[Run]) -> str:
+    """The whole run's sums: what a conversation of this length cost in all."""
+    lines = ["| system | turns | write s | WAL bytes | own WAL bytes |", "|---|---:|---:|---:|---:|"]
+    for run in runs:
+        own = [t.own_wal_bytes for t in run.turns if t.own_wal_bytes is not None]
+        own_total = f"{sum(own):,}" if len(own) == len(run.turns) else "n/a"
+        lines.append(
+            f"| {run.system} | {len(run.turns):,} | {sum(t.write_ms for t in run.turns) / 1000:,.1f} "
+            f"| {sum(t.wal_bytes for t in run.turns):,} | {own_total} |"
+        )
+    return "\n".join(lines)
+
+
 def breakdown(runs: list[Run]) -> str:
     """Each table's bytes and rows at the last checkpoint: where the stored bytes are."""
     lines = ["| system | table | bytes | rows |", "|---|---|---:|---:|"]
