@@ -46,7 +46,8 @@ class PsycopgProbe:
         self.connection = connection
 
     async def value(self, sql: str) -> Any:
-        cursor = await self.connection.execute(sql.encode())  # bytes: no placeholders to parse
+        # Bytes: psycopg types a query as a literal string, and probes.py builds some (from integers only).
+        cursor = await self.connection.execute(sql.encode())
         row = await cursor.fetchone() if cursor.description else None
         return row[0] if row else None
 
