@@ -77,14 +77,9 @@ async def wal_of(conn: asyncpg.Connection, start: str, end: str, db_oid: int, na
 
 
 async def settle(conn: asyncpg.Connection, app: str) -> None:
-    """Waits until threadstore's publisher has positioned every event: its update belongs to the write."""
-    if app != "ts":
-        return
-    for _ in range(200):
-        if not await conn.fetchval("SELECT count(*) FROM events WHERE position IS NULL"):
-            return
-        await asyncio.sleep(0.05)
-    raise RuntimeError("events still unpublished after 10 s")
+    """Lets threadstore's publisher finish what follows the writes (its NOTIFY): that belongs to the write."""
+    if app == "ts":
+        await asyncio.sleep(0.5)
 
 
 _serial = count()  # every write's values are new, so no PATCH is a no-op

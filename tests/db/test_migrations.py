@@ -17,7 +17,7 @@ from sqlalchemy.pool import NullPool
 from tests.conftest import Backend, fresh_database
 from tests.harness.processes import THREADSTORE, threadstore_env
 from tests.pg_server import PgServer
-from threadstore.db import migrate
+from threadstore.db import event_body, migrate
 from threadstore.db.tables import THREAD_STATUSES, metadata
 
 
@@ -185,5 +185,52 @@ async def test_0004_names_the_thread_of_older_records_and_erases_those_of_delete
                 assert "thread_id" not in {column["name"] for column in columns}
                 erased = await conn.execute(text("SELECT count(*) FROM idempotency_keys WHERE status_code = 404"))
                 assert erased.scalar_one() == 2  # erased records stay erased: older code replays an empty 404
+        finally:
+            await engine.dispose()
+
+
+async def test_0005_keeps_every_delivered_event_id_and_numbers_the_rest_after_them(
+    backend: Backend, pg_server: PgServer | None, tmp_path: Path
+) -> None:
+    """Positions given out before stay the events' ids (every Last-Event-ID stays exact), unpublished events
+    take the next ids in insert order, the JSON reads back as it was stored; and the downgrade turns them back."""
+    async with fresh_database(backend.name, pg_server, tmp_path, migrated=False) as fresh:
+        engine = create_async_engine(fresh.url, poolclass=NullPool)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(_to("0004"))
+                stored = [  # (id, position, type, data): published out of insert order, and one unpublished
+                    (1, 2, "thread.created", '{"id": "thr_a", "object": "thread", "title": "a"}'),
+                    (2, 1, "thread.created", '{"id": "thr_b", "object": "thread", "title": "b"}'),
+                    (3, None, "message.created", '{"id": "msg_1", "thread_id": "thr_a", "content": "hi"}'),
+                    (4, 3, "thread.deleted", '{"id": "thr_b"}'),
+                ]
+                for event_id, position, kind, data in stored:
+                    await conn.execute(
+                        text(
+                            "INSERT INTO events (id, user_id, type, data, created_at, position)"
+                            " VALUES (:id, 'alice', :type, :data, CURRENT_TIMESTAMP, :position)"
+                        ),
+                        {"id": event_id, "type": kind, "data": data, "position": position},
+                    )
+                await conn.run_sync(_to("head"))
+                rows = (await conn.execute(text("SELECT id, thread_id, type, body FROM events ORDER BY id"))).all()
+                assert [(r[0], r[1], r[2], event_body.decode(r[3])) for r in rows] == [
+                    (1, "thr_b", "thread.created", stored[1][3]),
+                    (2, "thr_a", "thread.created", stored[0][3]),
+                    (3, "thr_b", "thread.deleted", stored[3][3]),
+                    (4, "thr_a", "message.created", stored[2][3]),
+                ]
+                state = (await conn.execute(text("SELECT published_through, pruned_through FROM event_state"))).one()
+                assert tuple(state) == (4, 0)
+
+                await conn.run_sync(_to("0004", down=True))
+                back = (await conn.execute(text("SELECT id, position, data FROM events ORDER BY id"))).all()
+                assert [tuple(r) for r in back] == [
+                    (1, 1, stored[1][3]),
+                    (2, 2, stored[0][3]),
+                    (3, 3, stored[3][3]),
+                    (4, 4, stored[2][3]),
+                ]
         finally:
             await engine.dispose()
