@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from threadstore.db.unit_of_work import Database, Tx, one_write
+from threadstore.db.unit_of_work import Database, Tx
 from threadstore.errors import DomainError
 from threadstore.events import repository
 from threadstore.events.repository import Sighting
@@ -109,8 +109,7 @@ class Publisher:
         starts there). `record`: also record `through` now (at shutdown, so a restart starts there)."""
         async with self._turn:
             while True:
-                seen = await self._database.read_consistent(self._look)
-                walk = self._walk(seen, recording=False)
+                seen, walk = await self._database.read_consistent(self._look)
                 if self._must_record(seen, walk, force) or (record and walk.through > seen.published_through):
                     walk = await self._database.write(self._record)
                 self._advance(walk.through)
@@ -133,9 +132,7 @@ class Publisher:
                     and not await self._database.read(repository.anything_to_look_at, before)
                 ):
                     continue
-                through = await self.publish_all()
-                if self._database.dialect == "postgresql" and before is not None and through > before:
-                    await self._database.write(_notify, through)
+                await self.publish_all()
             except DomainError as error:  # database busy or down: the next sweep tries again
                 log.warning("publishing events failed: %s", error.detail)
                 await asyncio.sleep(self._sweep_interval)
@@ -143,9 +140,13 @@ class Publisher:
                 log.exception("publishing events failed")
                 await asyncio.sleep(self._sweep_interval)
 
-    async def _look(self, tx: Tx) -> Sighting:
+    async def _look(self, tx: Tx) -> tuple[Sighting, Walk]:
         await repository.take_turn(tx, alone=False)
-        return await repository.sight(tx, self._through, self._batch)
+        seen = await repository.sight(tx, self._through, self._batch)
+        walk = self._walk(seen, recording=False)
+        if walk.through > (self._through or seen.published_through):
+            await repository.notify(tx, walk.through)  # other instances; sent as this look commits
+        return seen, walk
 
     async def _record(self, tx: Tx) -> Walk:
         await repository.take_turn(tx, alone=True)
@@ -217,11 +218,6 @@ def _dead_gaps(seen: Sighting) -> list[int]:
         return []
     committed = set(seen.committed_gaps)
     return [gap for gap, horizon in seen.gaps.items() if gap not in committed and seen.oldest_running >= horizon]
-
-
-@one_write
-async def _notify(tx: Tx, through: int) -> None:
-    await repository.notify(tx, through)
 
 
 async def wait_for_signal(signal: asyncio.Event, seconds: float) -> bool:
