@@ -172,4 +172,4 @@ async def test_client_dropping_while_its_transaction_waits_on_a_lock(backend: Ba
             ("after", {"a": "b"}, 2),
         ], current
         assert await idle_in_transaction(backend) == []
-        assert api.database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        await assert_nothing_held(api)

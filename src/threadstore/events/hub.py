@@ -44,12 +44,14 @@ class Subscription:
         self._ready = asyncio.Event()
         self.closed: str | None = None
 
-    def offer(self, event: PublishedEvent) -> bool:
-        if len(self._items) >= self._capacity:
-            return False
+    @property
+    def behind(self) -> int:
+        """Events received and not yet taken by the stream."""
+        return len(self._items)
+
+    def offer(self, event: PublishedEvent) -> None:
         self._items.append(event)
         self._ready.set()
-        return True
 
     def close(self, reason: str) -> None:
         if self.closed is None:
@@ -158,17 +160,20 @@ class Hub:
             page = await self._database.read(
                 partial(repository.delivered, after=self._cursor, through=through, limit=PAGE)
             )
-            for event in page:
-                self._deliver(event)
+            self._deliver(page)
             # A short page ends the range (what is missing from it was erased or pruned).
             self._cursor = page[-1].position if len(page) == PAGE else through
 
-    def _deliver(self, event: PublishedEvent) -> None:
-        subs = self._subscriptions.get(event.user_id)
-        if not subs:
-            return
-        for subscription in list(subs):
-            if not subscription.offer(event):
-                log.info("closing an event stream that fell %d events behind", self._capacity)
-                subscription.close("overflow")
-                self.unsubscribe(subscription)
+    def _deliver(self, page: list[PublishedEvent]) -> None:
+        # A stream still `capacity` events behind when the next page arrives is closed. Judged per page, not
+        # per event, so a burst (a page holds at most PAGE events) reaches a stream that keeps up; a stream
+        # holds at most capacity - 1 + PAGE events.
+        for user_id in {event.user_id for event in page}:
+            for subscription in list(self._subscriptions.get(user_id, ())):
+                if subscription.behind >= self._capacity:
+                    log.info("closing an event stream that fell %d events behind", self._capacity)
+                    subscription.close("overflow")
+                    self.unsubscribe(subscription)
+        for event in page:
+            for subscription in self._subscriptions.get(event.user_id, ()):
+                subscription.offer(event)
