@@ -180,14 +180,8 @@ def main(argv: list[str] | None = None) -> int:
 
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    server_url = make_url(args.database_url).set(drivername="postgresql")
-    bench_url = server_url.set(database=args.database_name)
-    dsns = seeding.Dsns(
-        admin=server_url.render_as_string(hide_password=False),
-        bench=bench_url.render_as_string(hide_password=False),
-        name=args.database_name,
-    )
-    ts_url = bench_url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    dsns = seeding.Dsns.on_server(args.database_url, args.database_name)
+    ts_url = dsns.threadstore
     shape = seeding.Shape(args.users, args.threads_per_user, args.messages, args.big, args.deep_users)
     secret = secrets.token_urlsafe(48)
     servers: dict[str, Server] = {}
@@ -196,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     header = [f"machine: {machine()}"]
     try:
         version, free = asyncio.run(server_facts(dsns.admin))
-        header.append(f"PostgreSQL {version} at {server_url.host}:{server_url.port}, {free} free connections at start")
+        where = make_url(dsns.admin)
+        header.append(f"PostgreSQL {version} at {where.host}:{where.port}, {free} free connections at start")
         if free < NEEDED_CONNECTIONS:
             log(f"WARNING: the two pools need up to {NEEDED_CONNECTIONS} connections; expect 500s from the yardstick")
         log(header[0])

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+from sqlalchemy.engine import make_url
 
 BIG_THREAD_TS = "thr_big0000000000000000"
 BIG_THREAD_YS = "big-000000000000"  # fixed by the yardstick's seed script
@@ -37,6 +38,19 @@ class Dsns:
     admin: str  # any database on the server: where CREATE/DROP DATABASE run
     bench: str  # plain postgresql:// DSN of the benchmark database
     name: str
+    threadstore: str  # the benchmark database as threadstore's SQLAlchemy URL
+
+    @classmethod
+    def on_server(cls, database_url: str, name: str) -> Dsns:
+        """The benchmark database `name` on the server of `database_url` (any database there)."""
+        server = make_url(database_url).set(drivername="postgresql")
+        bench = server.set(database=name)
+        return cls(
+            admin=server.render_as_string(hide_password=False),
+            bench=bench.render_as_string(hide_password=False),
+            name=name,
+            threadstore=bench.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False),
+        )
 
 
 async def recreate_database(dsns: Dsns) -> None:

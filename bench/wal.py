@@ -28,7 +28,6 @@ import asyncpg
 import httpx
 import seeding
 from servers import Server, start_threadstore, start_yardstick
-from sqlalchemy.engine import make_url
 
 from threadstore.auth import issue_token
 
@@ -165,14 +164,8 @@ def main() -> int:
     args = p.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    server_url = make_url(args.database_url).set(drivername="postgresql")
-    bench_url = server_url.set(database=args.database_name)
-    dsns = seeding.Dsns(
-        admin=server_url.render_as_string(hide_password=False),
-        bench=bench_url.render_as_string(hide_password=False),
-        name=args.database_name,
-    )
-    ts_url = bench_url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    dsns = seeding.Dsns.on_server(args.database_url, args.database_name)
+    ts_url = dsns.threadstore
     secret = secrets.token_urlsafe(48)
     servers: dict[str, Server] = {}
     try:

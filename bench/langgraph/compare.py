@@ -24,7 +24,6 @@ import table
 import words
 from driver import machine
 from results import Run
-from sqlalchemy.engine import make_url
 from threadstore_side import ROOT, child_environment, measure_threadstore
 
 HERE = Path(__file__).resolve().parent
@@ -64,25 +63,22 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    server = make_url(args.database_url).set(drivername="postgresql")
-    dsns = {
-        system: seeding.Dsns(
-            admin=server.render_as_string(hide_password=False),
-            bench=server.set(database=name).render_as_string(hide_password=False),
-            name=name,
-        )
-        for system, name in DATABASES.items()
-    }
+    dsns = {system: seeding.Dsns.on_server(args.database_url, name) for system, name in DATABASES.items()}
     header = asyncio.run(setup_lines(dsns["threadstore"].admin, args))
     for line in header:
         measure.log(line)
     try:
         for d in dsns.values():
             asyncio.run(seeding.recreate_database(d))
-        ts_dsn = dsns["threadstore"].bench
-        ts_url = make_url(ts_dsn).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
         runs = [
-            measure_threadstore(ts_url, ts_dsn, args.turns, args.checkpoints, args.constant_reply, out),
+            measure_threadstore(
+                dsns["threadstore"].threadstore,
+                dsns["threadstore"].bench,
+                args.turns,
+                args.checkpoints,
+                args.constant_reply,
+                out,
+            ),
             run_langgraph(args, dsns["LangGraph"].bench),
         ]
     finally:

@@ -88,22 +88,15 @@ HAS_STATUS = {status: threads.c.status == literal_column(f"'{status}'") for stat
 # moves updated_at, so none is a HOT update and each writes an entry into every index of the table; with
 # these two that is the primary key and one list index. Each status's pages are a range scan of its index;
 # status=all merges the two scans (threads/repository.py).
-Index(
-    "ix_threads_user_updated_active",
-    threads.c.user_id,
-    text("updated_at DESC"),
-    text("id DESC"),
-    postgresql_where=HAS_STATUS["active"],
-    sqlite_where=HAS_STATUS["active"],
-)
-Index(
-    "ix_threads_user_updated_archived",
-    threads.c.user_id,
-    text("updated_at DESC"),
-    text("id DESC"),
-    postgresql_where=HAS_STATUS["archived"],
-    sqlite_where=HAS_STATUS["archived"],
-)
+for _status in THREAD_STATUSES:
+    Index(
+        f"ix_threads_user_updated_{_status}",
+        threads.c.user_id,
+        text("updated_at DESC"),
+        text("id DESC"),
+        postgresql_where=HAS_STATUS[_status],
+        sqlite_where=HAS_STATUS[_status],
+    )
 
 messages = Table(
     "messages",

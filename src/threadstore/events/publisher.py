@@ -113,6 +113,7 @@ class Publisher:
                 seen, walk = await self._database.read_consistent(self._look)
                 if self._must_record(seen, walk, force) or (record and walk.through > seen.published_through):
                     walk = await self._database.write(self._record)
+                    self._recorded_at = time.monotonic()
                 self._advance(walk.through)
                 if walk.more:
                     continue
@@ -169,7 +170,6 @@ class Publisher:
         if late:
             walk.more = True  # their new positions are above `through`: look again to pass them
         await repository.notify(tx, walk.through)
-        self._recorded_at = time.monotonic()
         return walk
 
     def _walk(self, seen: Sighting, *, recording: bool) -> Walk:
