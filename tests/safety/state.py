@@ -132,7 +132,7 @@ def _masked_row(table: str, row: Row) -> Row:
         # The id is a counter shared by every run: it differs between runs by construction. The body is
         # compressed: masked as the JSON it holds.
         masked = tuple(
-            "<counter>" if c == "id" else _mask(event_body.decode(v)) if c == "body" else v
+            "<counter>" if c == "id" else _mask(event_body.stored(v).decode()) if c == "body" else v
             for c, v in zip(columns, masked, strict=True)
         )
     if table == "idempotency_keys":

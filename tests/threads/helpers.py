@@ -109,11 +109,16 @@ async def stored_thread_count(api: Api, user: str) -> int:
 async def recorded_events(api: Api, user: str) -> list[tuple[str, dict[str, Any]]]:
     """The user's events in the outbox, oldest first, as (type, data) — the data as a stream delivers it."""
     stmt = (
-        select(events.c.type, events.c.body, events.c.member, messages.c.content)
+        select(
+            events.c.type, events.c.body, events.c.member, messages.c.content, events.c.thread_id, events.c.created_at
+        )
         .select_from(events.outerjoin(messages, messages.c.id == events.c.content_of))
         .where(events.c.user_id == user)
         .order_by(events.c.id)
     )
     async with api.database.engine.connect() as conn:
         rows = (await conn.execute(stmt)).all()
-    return [(row.type, json.loads(event_body.decode(row.body, row.member, row.content))) for row in rows]
+    return [
+        (row.type, json.loads(event_body.decode(row.body, row.member, row.content, row.thread_id, row.created_at)))
+        for row in rows
+    ]

@@ -11,6 +11,7 @@ the compact form of db/event_body.py. The unit of work wakes event delivery afte
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -56,9 +57,11 @@ class Event:
     stored: str | None = None
     content_of: str | None = None
 
-    def body(self) -> bytes:
+    def body(self, at: datetime) -> bytes:
+        """The stored body of the event recorded at time `at`."""
         omitted = {self.stored, "content" if self.content_of is not None else None}
-        return event_body.encode({key: value for key, value in self.data.items() if key not in omitted})
+        kept = {key: value for key, value in self.data.items() if key not in omitted}
+        return event_body.encode(kept, self.thread_id, at)
 
 
 class WithEvent:
@@ -120,7 +123,7 @@ def _params(event: Event, tx: Tx) -> dict[str, Any]:
         "e_user_id": event.user_id,
         "e_thread_id": event.thread_id,
         "e_type": event.type,
-        "e_body": event.body(),
+        "e_body": event.body(tx.now),
         "e_content_of": event.content_of,
         "e_created_at": tx.now,
     }

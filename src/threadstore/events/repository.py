@@ -182,6 +182,10 @@ async def notify(tx: Tx, through: int) -> None:
         await tx.conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": str(through)})
 
 
+# What a reader needs of an event row besides its position and content (db/event_body.py).
+_READ = (events.c.user_id, events.c.type, events.c.body, events.c.member, events.c.thread_id, events.c.created_at)
+
+
 def _delivered(user: bool) -> Any:
     """Delivered events in (after, through], in position order: by id, and the late ones by their position.
 
@@ -190,14 +194,14 @@ def _delivered(user: bool) -> Any:
     content = messages.c.content
     joined = events.outerjoin(messages, messages.c.id == events.c.content_of)
     by_id = (
-        select(events.c.id.label("position"), events.c.user_id, events.c.type, events.c.body, events.c.member, content)
+        select(events.c.id.label("position"), *_READ, content)
         .select_from(joined)
         .where(events.c.id > bindparam("after"), events.c.id <= bindparam("through"))
         .where(~exists().where(event_gaps.c.event_id == events.c.id))
         .where(~exists().where(event_late.c.event_id == events.c.id))
     )
     late = (
-        select(event_late.c.position, events.c.user_id, events.c.type, events.c.body, events.c.member, content)
+        select(event_late.c.position, *_READ, content)
         .select_from(event_late.join(joined, events.c.id == event_late.c.event_id))
         .where(event_late.c.position > bindparam("after"), event_late.c.position <= bindparam("through"))
     )
@@ -221,7 +225,12 @@ async def delivered(tx: Tx, after: int, through: int, limit: int, user_id: str |
         params["user_id"] = user_id
     rows = await tx.conn.execute(_EVERYONES if user_id is None else _USERS, params)
     return [
-        PublishedEvent(row.position, row.user_id, row.type, event_body.decode(row.body, row.member, row.content))
+        PublishedEvent(
+            row.position,
+            row.user_id,
+            row.type,
+            event_body.decode(row.body, row.member, row.content, row.thread_id, row.created_at),
+        )
         for row in rows
     ]
 
