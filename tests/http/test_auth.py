@@ -73,6 +73,7 @@ BAD_AUTHORIZATION = {
     "boolean-nbf": f"Bearer {token({'sub': 'u1', 'nbf': True})}",
     "exp-beyond-float": f"Bearer {token({'sub': 'u1', 'exp': 10**400})}",
     "future-nbf": f"Bearer {token({'sub': 'u1', 'nbf': NOW + 3600})}",
+    "future-iat": f"Bearer {token({'sub': 'u1', 'iat': NOW + 3600})}",
     "tampered-payload": "Bearer "
     + ".".join([token({"sub": "u1"}).split(".")[0], _b64({"sub": "admin"}), token({"sub": "u1"}).split(".")[2]]),
 }
