@@ -29,6 +29,14 @@ def test_token_is_signed_with_the_configured_secret(tmp_path: Path) -> None:
     assert 0 < claims["exp"] - time.time() <= 60
 
 
+def test_token_expires_in_a_day_unless_told_otherwise(tmp_path: Path) -> None:
+    result = _cli("token", "--user", "alice", env=threadstore_env(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    claims = jwt.decode(result.stdout.strip(), JWT_SECRET, algorithms=["HS256"])
+    assert isinstance(claims["exp"], int)
+    assert abs(claims["exp"] - (time.time() + 86_400)) < 60
+
+
 def test_sqlite_default_generates_a_private_secret_once(tmp_path: Path) -> None:
     first = _cli("token", "--user", "a", env=threadstore_env(tmp_path, jwt_secret=None), cwd=tmp_path)
     second = _cli("token", "--user", "a", env=threadstore_env(tmp_path, jwt_secret=None), cwd=tmp_path)

@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.limits = Limits.from_settings(settings)
-    app.state.verifier = TokenVerifier(secret)
+    app.state.verifier = TokenVerifier(secret, require_exp=settings.require_exp)
     app.state.schema_head = migrate.head_revision()
     install_error_handlers(app)
     app.include_router(health_router)

@@ -7,6 +7,8 @@ import sys
 
 from threadstore.config import ConfigError, load_settings
 
+DEFAULT_TOKEN_TTL = 24 * 3600
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="threadstore", description="The conversation store for AI chat apps.")
@@ -22,7 +24,10 @@ def main(argv: list[str] | None = None) -> int:
 
     token = commands.add_parser("token", help="print a JWT for a user, signed with the configured secret")
     token.add_argument("--user", required=True)
-    token.add_argument("--ttl", type=_positive_int, default=None, help="seconds until it expires (default: never)")
+    # Always an expiry: a token that never expires is good forever once it leaks.
+    token.add_argument(
+        "--ttl", type=_positive_int, default=DEFAULT_TOKEN_TTL, help="seconds until it expires (default: 86400, a day)"
+    )
 
     args = parser.parse_args(argv)
     try:

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     data_dir: Path = DEFAULT_DATA_DIR
     database_url: str | None = None
     jwt_secret: SecretStr | None = None
+    # The contract enforces `exp` only when a token has one; a token without it is good forever once leaked.
+    require_exp: bool = False
 
     # Pool: bounded so a burst queues instead of exhausting the database; the timeout turns a wait into 503.
     # Connections are kept, not churned: overflow connections are closed on return, and opening one costs

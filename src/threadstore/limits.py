@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
 from pydantic import AfterValidator
 
+from threadstore import disguise
 from threadstore.config import Settings
 from threadstore.errors import Unprocessable
 
@@ -48,14 +50,20 @@ class Limits:
             raise _reject(loc, "title must not contain control characters")
         if not is_utf8(trimmed):
             raise _reject(loc, SURROGATE_MESSAGE)
+        if (character := disguise.find(trimmed)) is not None:
+            raise _reject(loc, disguise_message("title", character))
         return trimmed
 
-    def metadata(self, value: dict[str, Any], loc: Loc) -> dict[str, Any]:
+    def metadata(self, value: dict[str, Any], loc: Loc, *, kept: Collection[str] = ()) -> dict[str, Any]:
+        """`kept`: keys already stored, which the characters rule does not judge again (it is newer than
+        some of them, and a merge patch that leaves them alone must still apply)."""
         if len(value) > self.metadata_keys:
             raise _reject(loc, f"metadata may have at most {self.metadata_keys} keys")
         for key in value:
             if not 1 <= len(key) <= self.metadata_key_chars:
                 raise _reject((*loc, key), f"metadata keys must be 1 to {self.metadata_key_chars} characters")
+            if key not in kept and (character := disguise.find(key)) is not None:
+                raise _reject((*loc, key), disguise_message("metadata keys", character))
         try:
             size = len(orjson.dumps(value))
         except orjson.JSONEncodeError:
@@ -76,6 +84,13 @@ class Limits:
     def initial_message_count(self, count: int, loc: Loc) -> None:
         if count > self.initial_messages:
             raise _reject(loc, f"at most {self.initial_messages} initial messages")
+
+
+def disguise_message(what: str, character: str) -> str:
+    return (
+        f"{what} must not contain bidirectional controls or invisible format characters"
+        f" ({disguise.describe(character)} found)"
+    )
 
 
 NUL_MESSAGE = "text must not contain the NUL character (U+0000)"

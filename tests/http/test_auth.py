@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import time
 import warnings
 from typing import Any
@@ -14,6 +15,8 @@ import pytest
 
 from tests.conftest import JWT_SECRET, Api
 from tests.http.problems import assert_problem
+from threadstore.auth import TokenVerifier
+from threadstore.errors import Unauthorized
 
 PROTECTED = [
     ("GET", "/api/threads"),
@@ -63,6 +66,14 @@ BAD_AUTHORIZATION = {
     "alg-none": f"Bearer {unsigned_token({'sub': 'u1'})}",
     "alg-none-with-signature": f"Bearer {unsigned_token({'sub': 'u1'})}c2ln",
     "hs512": f"Bearer {hs512_token({'sub': 'u1'})}",
+    # exp, nbf and iat are numbers (RFC 7519 NumericDate); PyJWT alone reads a numeric string or a boolean.
+    "string-exp": f"Bearer {token({'sub': 'u1', 'exp': str(NOW + 3600)})}",
+    "string-nbf": f"Bearer {token({'sub': 'u1', 'nbf': str(NOW - 60)})}",
+    "string-iat": f"Bearer {token({'sub': 'u1', 'iat': str(NOW - 60)})}",
+    "boolean-nbf": f"Bearer {token({'sub': 'u1', 'nbf': True})}",
+    "exp-beyond-float": f"Bearer {token({'sub': 'u1', 'exp': 10**400})}",
+    "future-nbf": f"Bearer {token({'sub': 'u1', 'nbf': NOW + 3600})}",
+    "future-iat": f"Bearer {token({'sub': 'u1', 'iat': NOW + 3600})}",
     "tampered-payload": "Bearer "
     + ".".join([token({"sub": "u1"}).split(".")[0], _b64({"sub": "admin"}), token({"sub": "u1"}).split(".")[2]]),
 }
@@ -160,3 +171,57 @@ async def test_subject_with_control_characters_is_refused(api: Api, sub: str) ->
     response = await api.client.post("/api/threads", json={}, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.sqlite_only  # auth reads no database: one backend proves it, and the test waits for exp
+async def test_a_token_with_a_string_exp_is_refused_before_and_after_its_exp(api: Api) -> None:
+    # Accepted once, such a token used to be remembered without an expiry, and then it never expired.
+    exp = int(time.time()) + 2
+    headers = {"Authorization": f"Bearer {token({'sub': 'u-string-exp', 'exp': str(exp)})}"}
+    before = (await api.client.get("/api/threads", headers=headers)).status_code
+    await asyncio.sleep(max(0.0, exp - time.time()) + 0.05)
+    after = (await api.client.get("/api/threads", headers=headers)).status_code
+    assert (before, after) == (401, 401)
+
+
+def test_a_remembered_token_is_refused_from_the_instant_a_fresh_one_is() -> None:
+    # A fractional exp: a whole-second comparison (PyJWT's) refuses it earlier than `exp` itself does, so a
+    # remembered token and a freshly verified one disagreed in between.
+    exp = math.floor(time.time()) + 1.9
+    authorization = f"Bearer {token({'sub': 'u-fraction', 'exp': exp})}"
+    remembered = TokenVerifier(JWT_SECRET)
+    assert remembered.user_id(authorization) == "u-fraction"
+    time.sleep(max(0.0, math.floor(exp) + 0.3 - time.time()))  # past exp's whole second, before exp
+
+    def outcome(verifier: TokenVerifier) -> str | None:
+        try:
+            return verifier.user_id(authorization)
+        except Unauthorized:
+            return None
+
+    assert outcome(remembered) == outcome(TokenVerifier(JWT_SECRET))
+
+
+def test_verify_gives_the_user_and_the_instant_the_token_expires() -> None:
+    verifier = TokenVerifier(JWT_SECRET)
+    expiring = verifier.verify(f"Bearer {token({'sub': 'u-until', 'exp': NOW + 3600.5})}")
+    assert (expiring.user_id, expiring.expires_at) == ("u-until", NOW + 3600.5)
+    lasting = verifier.verify(f"Bearer {token({'sub': 'u-forever'})}")
+    assert (lasting.user_id, lasting.expires_at) == ("u-forever", None)
+    # The remembered answer is the same answer.
+    assert verifier.verify(f"Bearer {token({'sub': 'u-until', 'exp': NOW + 3600.5})}") == expiring
+
+
+class TestRequireExp:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"require_exp": True}
+
+    async def test_a_token_without_exp_is_refused(self, api: Api) -> None:
+        bearer = token({"sub": "u-required"})
+        assert_unauthorized(await api.client.get("/api/threads", headers={"Authorization": f"Bearer {bearer}"}))
+
+    async def test_a_token_with_exp_is_accepted(self, api: Api) -> None:
+        bearer = token({"sub": "u-required", "exp": NOW + 3600})
+        response = await api.client.get("/api/threads", headers={"Authorization": f"Bearer {bearer}"})
+        assert response.status_code == 200, response.text

@@ -15,6 +15,7 @@ from tests.threads.helpers import (
     parse_time,
     same_problem,
 )
+from threadstore import disguise
 from threadstore.titles import summarize
 
 URL = "/api/threads"
@@ -52,6 +53,18 @@ async def test_summarizer_names_the_topic_not_the_phrasing(api: Api, user: str, 
 
     assert thread["title"].startswith("Lisbon trip")
     assert "help me" not in thread["title"].lower()
+
+
+async def test_a_title_made_from_a_message_leaves_out_what_a_title_may_not_hold(
+    api: Api, user: str, create_thread: Factory
+) -> None:
+    # Content is stored as written; a title made from it follows the rules of a title (test_disguise.py).
+    created = await create_thread(messages=[{"content": "Plan a trip to \u202eLisbon\u202c with \u200bkids\U000e0041"}])
+
+    thread = assert_thread_response(await rename(api, user, created["id"]))
+
+    assert "Lisbon" in thread["title"]
+    assert disguise.find(thread["title"]) is None, ascii(thread["title"])
 
 
 async def test_rename_is_one_change_and_leaves_metadata_untouched(api: Api, user: str, create_thread: Factory) -> None:

@@ -153,6 +153,18 @@ async def test_llm_answer_is_cleaned(api: Api, user: str, create_thread: Factory
     assert response.headers["x-title-source"] == "llm"
 
 
+async def test_llm_answer_loses_what_a_title_may_not_hold(
+    api: Api, user: str, create_thread: Factory, fake_llm: FakeLlm
+) -> None:
+    fake_llm.reply = lambda _: completion("\u2067Lisbon\u2069 family \u200etrip\U000e0041")
+    created = await create_thread(messages=[{"content": LISBON}])
+
+    response = await rename(api, user, created["id"])
+
+    assert assert_thread_response(response)["title"] == "Lisbon family trip"
+    assert response.headers["x-title-source"] == "llm"
+
+
 async def test_llm_answer_is_cut_to_8_words(api: Api, user: str, create_thread: Factory, fake_llm: FakeLlm) -> None:
     fake_llm.reply = lambda _: completion("one two three four five six seven eight nine ten")
     created = await create_thread(messages=[{"content": LISBON}])

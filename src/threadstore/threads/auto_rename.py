@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from threadstore import metrics
+from threadstore import disguise, metrics
 from threadstore.db.unit_of_work import Database
 from threadstore.limits import Limits
 from threadstore.threads import service
@@ -29,8 +29,10 @@ async def auto_rename(
 ) -> Renamed:
     source = await database.read(service.rename_source, user_id, thread_id)
     generated = await generator.generate(source.text)
-    # A configured title limit below the generator's 80 characters still binds generated titles.
-    title = GeneratedTitle(truncate_title(generated.text, max_words=8, max_chars=limits.title_chars), generated.source)
+    # A configured title limit below the generator's 80 characters still binds generated titles. The text of
+    # a message is stored as written, so what a title may not hold is taken out here rather than refused.
+    text = truncate_title(disguise.strip(generated.text), max_words=8, max_chars=limits.title_chars)
+    title = GeneratedTitle(text, generated.source)
     metrics.TITLE_SOURCES.labels(title.source).inc()
     thread = await database.write(service.apply_title, user_id, thread_id, title.text, source.version)
     return Renamed(thread=thread, source=title.source)

@@ -102,7 +102,7 @@ async def patch(
             changes["title"] = title
     if "metadata" in fields and body.metadata is not None:
         merged = merge_patch(row["metadata"], body.metadata)
-        limits.metadata(merged, ("body", "metadata"))
+        limits.metadata(merged, ("body", "metadata"), kept=row["metadata"].keys())
         if not _same_json(merged, row["metadata"]):
             changes["metadata"] = merged
     new_status = body.status or row["status"]
