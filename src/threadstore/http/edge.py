@@ -2,7 +2,7 @@
 connections. uvicorn (0.54, httptools) gives the keep-alive timeout; its httptools parser bounds neither the
 size nor the count of headers, nor the time they take, and `limit_concurrency` counts connections only once
 a request arrived (an idle one is never refused). The rest is this subclass of uvicorn's httptools protocol:
-a few callbacks, no parsing of its own. docs/architecture.md says why not another server.
+a few callbacks and one timer per connection, no parsing of its own. docs/architecture.md says why not another server.
 
 A refusal here is bare HTTP (431, 408) or a closed connection: there is no request for the app to answer.
 """
@@ -60,6 +60,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self.limits = limits
         self.reading_head = True  # no request yet, or the last one's body is complete: the next bytes are a head
         self.head_bytes = 0  # of the head being read, as received; a head completed in one read is measured whole
+        self.head_started: float | None = None  # when the head being read began (loop time)
         self.head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -68,18 +69,22 @@ class EdgeProtocol(HttpToolsProtocol):
             metrics.EDGE_REFUSALS.labels("connections").inc()
             self.transport.close()
             return
-        # Armed at once: a client that connects and sends nothing holds a descriptor too.
-        self.head_timer = self.loop.call_later(self.limits.header_timeout, self._head_timed_out)
+        # From the opening: a client that connects and sends nothing holds a descriptor too. One timer per
+        # connection, moved lazily, rather than one per request: a request only notes when its head began.
+        self.head_started = self.loop.time()
+        self.head_timer = self.loop.call_later(self.limits.header_timeout, self._check_head)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_head_timer()
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self.reading_head:
             self.head_bytes += len(data)
-            if self.head_timer is None:  # the first byte of a request on a kept-alive connection
-                self.head_timer = self.loop.call_later(self.limits.header_timeout, self._head_timed_out)
+            if self.head_started is None:  # the first bytes of a request on a kept-alive connection
+                self.head_started = self.loop.time()
         super().data_received(data)
         if self.reading_head and self.head_bytes > self.limits.max_header_bytes and not self.transport.is_closing():
             metrics.EDGE_REFUSALS.labels("header_bytes").inc()
@@ -87,7 +92,7 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.reading_head = False
-        self._stop_head_timer()
+        self.head_started = None
         if len(self.headers) > self.limits.max_headers:
             metrics.EDGE_REFUSALS.labels("header_count").inc()
             self.app = _header_fields_too_large  # this request only: the answer closes the connection
@@ -101,29 +106,31 @@ class EdgeProtocol(HttpToolsProtocol):
         self.reading_head = True
         self.head_bytes = 0
 
-    def _head_timed_out(self) -> None:
-        self.head_timer = None
+    def _check_head(self) -> None:
+        now, started, timeout = self.loop.time(), self.head_started, self.limits.header_timeout
         if self.transport.is_closing():
-            return
-        metrics.EDGE_REFUSALS.labels("header_timeout").inc()
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.keep_alive = False  # a pipelined head is late while a response is under way: end after it
+            self.head_timer = None
+        elif started is None or now - started < timeout:  # no head under way, or one still in time
+            self.head_timer = self.loop.call_at((now if started is None else started) + timeout, self._check_head)
         else:
-            self._refuse(408)
+            self.head_timer = None
+            metrics.EDGE_REFUSALS.labels("header_timeout").inc()
+            if self.cycle is not None and not self.cycle.response_complete:
+                self.cycle.keep_alive = False  # a pipelined head is late while a response is under way: end after it
+            else:
+                self._refuse(408)
 
     def _refuse(self, status: int) -> None:
         self.transport.write(_BARE[status])
         self.transport.close()
 
-    def _stop_head_timer(self) -> None:
-        if self.head_timer is not None:
-            self.head_timer.cancel()
-            self.head_timer = None
-
 
 def _head_size(url: bytes, headers: list[tuple[bytes, bytes]]) -> int:
     # As sent, up to optional whitespace: "GET " url " HTTP/1.1\r\n", then "name: value\r\n" per header.
-    return len(url) + 16 + sum(len(name) + len(value) + 4 for name, value in headers)
+    size = len(url) + 16 + 4 * len(headers)
+    for name, value in headers:  # a loop, not sum() over a generator: this runs for every request
+        size += len(name) + len(value)
+    return size
 
 
 _BARE = {
