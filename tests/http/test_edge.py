@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
+from tests.conftest import new_user
 from tests.harness.processes import ServeProcess
+from tests.http.problems import assert_problem
 
 HEADER_TIMEOUT = 1.0
 KEEP_ALIVE_TIMEOUT = 1
@@ -172,3 +174,12 @@ async def test_connections_beyond_the_maximum_are_closed_at_once(server: ServePr
     await served.send(request())
     assert (await served.response())[0] == 200
     served.close()
+
+
+async def test_a_trailing_slash_is_404_and_never_redirects_to_the_host_header(server: ServeProcess) -> None:
+    """Starlette's slash redirect built an absolute URL from the Host header: a redirect anyone could aim."""
+    user = new_user()
+    for path in ["/api/threads/", "/healthz/", "/api/threads/thr_x/"]:
+        response = await server.api.request("GET", path, user=user, headers={"Host": "evil.example"})
+        assert "location" not in response.headers, response.headers
+        assert_problem(response, 404)
