@@ -78,6 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         summary="The conversation store behind AI chat applications.",
         lifespan=lifespan,
+        # Starlette would redirect "/api/threads/" to an absolute URL built from the request's Host header:
+        # a redirect anyone can aim at another host. The contract's paths have no trailing slash; 404.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.limits = Limits.from_settings(settings)

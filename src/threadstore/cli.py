@@ -64,6 +64,7 @@ def _migrate() -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from threadstore.http.edge import uvicorn_options
     from threadstore.logs import configure
 
     settings = load_settings()
@@ -81,6 +82,7 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         access_log=False,
         timeout_graceful_shutdown=10,
+        **uvicorn_options(settings),
     )
     return 0
 

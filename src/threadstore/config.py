@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     event_poll_interval_seconds: float = Field(0.5, gt=0, le=1)
     event_stream_queue_size: int = Field(1000, ge=1)  # events a stream may fall behind before it is closed
 
+    # The HTTP edge (`threadstore serve`; src/threadstore/http/edge.py): what a client may hold before the app
+    # runs. Sizes count the request line and header lines as sent; connections are per server process.
+    max_header_bytes: int = Field(32 * 1024, ge=1024)
+    max_headers: int = Field(100, ge=1)
+    header_timeout_seconds: float = Field(10.0, gt=0)
+    keep_alive_timeout_seconds: int = Field(5, ge=1)
+    max_connections: int = Field(1000, ge=1)
+
     llm_base_url: str | None = None
     llm_model: str | None = None
     llm_api_key: SecretStr | None = None

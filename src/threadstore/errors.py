@@ -141,11 +141,36 @@ async def _validation_error(_: Request, error: Exception) -> Response:
 
 async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
+    unparsable = _unparsable_json(error)
+    if unparsable is not None:
+        return problem_response(
+            422,
+            "The request is not valid.",
+            slug="validation-error",
+            extra={"errors": [{"loc": ["body"], "msg": unparsable}]},
+        )
     detail = HTTPStatus(error.status_code).phrase
     headers = dict(error.headers or {})
     if error.status_code == 405:
         headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
     return problem_response(error.status_code, detail, headers=headers)
+
+
+def _unparsable_json(error: StarletteHTTPException) -> str | None:
+    """Why a JSON body could not be parsed, when that is what this error is. FastAPI turns the parser's
+    JSONDecodeError into a 422 but any other failure of it into a bare 400, raised from that failure:
+    a body that is not UTF-8, nested deeper than the parser recurses, or an integer past Python's limit on
+    digits. All are malformed JSON to a client (422 in docs/api.md)."""
+    cause = error.__cause__
+    if error.status_code != 400:
+        return None
+    if isinstance(cause, UnicodeDecodeError):
+        return "the body is not valid UTF-8"
+    if isinstance(cause, RecursionError):
+        return "JSON is nested too deeply"
+    if isinstance(cause, ValueError):
+        return "JSON holds a number too long to parse"
+    return None
 
 
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")

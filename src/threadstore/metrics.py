@@ -26,6 +26,12 @@ POOL_WAITS = Histogram(
 )
 POOL_CHECKED_OUT = Gauge("threadstore_db_pool_checked_out", "Database connections currently checked out")
 TITLE_SOURCES = Counter("threadstore_auto_rename_total", "Auto-rename titles by source", ["source"])
+EDGE_REFUSALS = Counter(
+    "threadstore_http_edge_refusals_total",
+    "Connections refused or closed before the app ran, by limit: header_bytes, header_count, header_timeout, "
+    "connections",
+    ["limit"],
+)
 
 
 def watch_pool(checked_out: Callable[[], int]) -> None:

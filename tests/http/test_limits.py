@@ -119,6 +119,25 @@ async def test_malformed_json_is_a_422_problem(api: Api, user: str, raw: bytes) 
     assert await thread_count(api, user) == 0
 
 
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        (b'{"metadata": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}", "nested too deeply"),
+        (b'{"title": "caf\xe9"}', "not valid UTF-8"),
+        (b'{"metadata": {"n": ' + b"9" * 5_000 + b"}}", "number too long"),
+    ],
+    ids=["nested-100000-deep", "latin-1-in-a-string", "5000-digit-integer"],
+)
+async def test_json_the_parser_gives_up_on_is_a_422_problem(api: Api, user: str, raw: bytes, why: str) -> None:
+    """Python's parser fails on these with RecursionError, UnicodeDecodeError and ValueError, which FastAPI
+    answers with a bare 400 rather than as malformed JSON."""
+    response = await api.request("POST", "/api/threads", user=user, content=raw, headers=JSON)
+    body = assert_problem(response, 422)
+    assert [e["loc"] for e in body["errors"]] == [["body"]]
+    assert why in body["errors"][0]["msg"]
+    assert await thread_count(api, user) == 0
+
+
 @pytest.mark.parametrize("raw", [b"[]", b'"a string"', b"42", b"null"])
 async def test_a_json_body_that_is_not_an_object_is_422(api: Api, user: str, raw: bytes) -> None:
     response = await api.request("POST", "/api/threads", user=user, content=raw, headers=JSON)
