@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # events an instance committed but died before publishing: the bound on cross-instance delay.
     event_poll_interval_seconds: float = Field(0.5, gt=0, le=1)
     event_stream_queue_size: int = Field(1000, ge=1)  # events a stream may fall behind before it is closed
+    event_stream_queue_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024)  # … or bytes of events
+    # A catch-up (or fan-out) page stops once it holds this many bytes of events: what a slow client costs.
+    event_page_bytes: int = Field(1024 * 1024, ge=16 * 1024)
 
     llm_base_url: str | None = None
     llm_model: str | None = None

@@ -13,6 +13,9 @@ import pytest
 from tests.conftest import new_user
 from tests.harness.client import Api
 from tests.http.problems import assert_problem
+from threadstore.db.unit_of_work import Tx
+from threadstore.events import repository
+from threadstore.events.repository import DeliveredPage
 
 
 async def test_every_write_arrives_as_its_event_with_the_object_the_api_returned(api: Api) -> None:
@@ -130,10 +133,13 @@ async def _append_many(api: Api, user: str, thread: dict[str, Any], count: int, 
         await api.append(user, thread["id"], f"{n:06d}" + "x" * size)
 
 
-@pytest.mark.parametrize("settings_overrides", [{"event_stream_queue_size": 3}])
+@pytest.mark.parametrize(
+    "settings_overrides", [{"event_stream_queue_size": 3}, {"event_stream_queue_bytes": 256 * 1024}]
+)
 async def test_a_consumer_that_falls_behind_is_closed_and_resumes_without_loss(api: Api) -> None:
-    """A client that stops reading: once the socket buffers are full its queue fills, and the server
-    closes the stream instead of holding a growing backlog. Resuming from its last id loses nothing."""
+    """A client that stops reading: once the socket buffers are full its queue fills (in events or in bytes),
+    and the server closes the stream instead of holding a growing backlog. Resuming from its last id loses
+    nothing."""
     user = new_user()
     thread = await api.create_thread(user)
     count = 60
@@ -164,3 +170,33 @@ async def test_shutdown_ends_open_streams_cleanly(api: Api) -> None:
         assert stream.ended
     response = await api.request("GET", "/api/events", user=new_user())
     assert_problem(response, 503)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"event_page_bytes": 64 * 1024}])
+async def test_a_catch_up_reads_pages_bounded_by_bytes_and_delivers_every_event_in_order(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page stops once the events before its last one reach the bound; one event larger than a page still
+    goes, alone. Whatever the cuts, the resumed stream gets every event once, in order."""
+    user = new_user()
+    thread = await api.create_thread(user)
+    sizes = [30_000, 30_000, 30_000, 150_000, 10, 10, 40_000, *[500] * 300, 70_000, 10]
+    for n, size in enumerate(sizes):
+        await api.append(user, thread["id"], f"{n:04d}" + "z" * size)
+    pages: list[DeliveredPage] = []
+    read = repository.delivered
+
+    async def recorded(tx: Tx, *args: Any, **kwargs: Any) -> DeliveredPage:
+        page = await read(tx, *args, **kwargs)
+        if kwargs.get("user_id") == user:
+            pages.append(page)
+        return page
+
+    monkeypatch.setattr(repository, "delivered", recorded)
+    async with api.stream(user, last_event_id=0) as resumed:
+        received = await resumed.until_keep_alive()
+    assert [f.data["content"][:4] for f in received[1:]] == [f"{n:04d}" for n in range(len(sizes))]
+    assert sum(len(page.events) for page in pages) == len(received)
+    for page in pages:
+        assert sum(event.size for event in page.events[:-1]) < 64 * 1024
+    assert len(pages) < 20, [len(page.events) for page in pages]  # a few rows more than a page, not one each

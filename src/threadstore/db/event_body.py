@@ -46,6 +46,11 @@ def encode(data: dict[str, Any]) -> bytes:
 
 def decode(body: bytes, member: str | None = None, content: str | None = None) -> str:
     """The event's JSON text, one line: the stored object, then `member`, then `"content"` (a JSON string)."""
+    return json_bytes(body, member, content).decode()
+
+
+def json_bytes(body: bytes, member: str | None = None, content: str | None = None) -> bytes:
+    """`decode`'s JSON text as UTF-8, made with one copy of the content (what a stream sends)."""
     if body[0] == RAW:
         text = bytes(body[1:])
     elif body[0] == DEFLATED_V1:
@@ -53,15 +58,17 @@ def decode(body: bytes, member: str | None = None, content: str | None = None) -
         text = inflate.decompress(body[1:]) + inflate.flush()
     else:
         raise ValueError(f"unknown event body format {body[0]}")
-    extra = []
+    if member is None and content is None:
+        return text
+    parts = [text[:-1]]
+    after_member = len(text) > 2  # the stored object has members: the next one follows a comma
     if member is not None:
-        extra.append(member.encode())
+        parts += (b"," if after_member else b"", member.encode())
+        after_member = True
     if content is not None:
-        extra.append(b'"content":' + orjson.dumps(content))
-    if extra:
-        joined = b",".join(extra)
-        text = text[:-1] + (b"," if len(text) > 2 else b"") + joined + b"}"
-    return text.decode()
+        parts += (b"," if after_member else b"", b'"content":', orjson.dumps(content))
+    parts.append(b"}")
+    return b"".join(parts)
 
 
 def raw(text: str) -> bytes:

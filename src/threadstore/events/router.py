@@ -14,6 +14,7 @@ from threadstore.events.publisher import Publisher
 from threadstore.events.service import start_after
 from threadstore.events.stream import event_frames
 from threadstore.http.deps import CurrentUser, DatabaseDep, SettingsDep
+from threadstore.http.streaming import ClosingStreamingResponse
 
 router = APIRouter(tags=["events"])
 
@@ -53,8 +54,14 @@ async def stream_events(
     except BaseException:
         hub.unsubscribe(subscription)
         raise
-    return StreamingResponse(
-        event_frames(hub, database, subscription, after, settings.event_keep_alive_seconds),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    frames = event_frames(
+        hub,
+        database,
+        subscription,
+        after,
+        keep_alive_seconds=settings.event_keep_alive_seconds,
+        page_bytes=settings.event_page_bytes,
+    )
+    return ClosingStreamingResponse(
+        frames, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
