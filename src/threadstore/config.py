@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     event_stream_queue_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024)  # … or bytes of events
     # A catch-up (or fan-out) page stops once it holds this many bytes of events: what a slow client costs.
     event_page_bytes: int = Field(1024 * 1024, ge=16 * 1024)
+    # Open streams per user and process: one more ends the user's oldest, which is told to reconnect only
+    # after `event_evicted_retry_ms` (SSE `retry:`), so tabs beyond the cap do not keep evicting each other.
+    max_streams_per_user: int = Field(10, ge=1)
+    event_evicted_retry_ms: int = Field(30_000, ge=0)
 
     llm_base_url: str | None = None
     llm_model: str | None = None

@@ -172,6 +172,34 @@ async def test_shutdown_ends_open_streams_cleanly(api: Api) -> None:
     assert_problem(response, 503)
 
 
+@pytest.mark.parametrize("settings_overrides", [{"max_streams_per_user": 3}])
+async def test_one_stream_more_than_the_cap_ends_the_users_oldest_with_a_retry_hint(api: Api) -> None:
+    """The oldest is told to wait 30 s (the default) before it reconnects, so tabs beyond the cap do not keep
+    evicting each other; resumed from its last id it has lost nothing. Other users' streams do not count."""
+    user, other = new_user(), new_user()
+    async with contextlib.AsyncExitStack() as stack:
+        oldest = await stack.enter_async_context(api.stream(user))
+        younger = [await stack.enter_async_context(api.stream(user)) for _ in range(2)]
+        await stack.enter_async_context(api.stream(other))
+        thread = await api.create_thread(user)
+        last_seen = await oldest.event()
+        assert last_seen is not None and last_seen.data == thread
+
+        newest = await stack.enter_async_context(api.stream(user))
+        rest = await oldest.until_end(within=5)
+        assert [f for f in rest if f.comment is None] == rest[-1:]  # the last frame, after keep-alives at most
+        assert rest[-1].retry == 30_000 and rest[-1].event is None
+        assert api.hub.subscriptions == 4  # the user's cap, and the other user's stream
+
+        message = await api.append(user, thread["id"])
+        for stream in younger[1:]:
+            assert [f.data for f in await stream.events(2)] == [thread, message]
+        received = await newest.event()
+        assert received is not None and received.data == message
+    async with api.stream(user, last_event_id=last_seen.id) as resumed:
+        assert [f.data for f in await resumed.until_keep_alive()] == [message]
+
+
 @pytest.mark.parametrize("settings_overrides", [{"event_page_bytes": 64 * 1024}])
 async def test_a_catch_up_reads_pages_bounded_by_bytes_and_delivers_every_event_in_order(
     api: Api, monkeypatch: pytest.MonkeyPatch

@@ -31,6 +31,7 @@ class EventDelivery:
             capacity=settings.event_stream_queue_size,
             capacity_bytes=settings.event_stream_queue_bytes,
             page_bytes=settings.event_page_bytes,
+            max_per_user=settings.max_streams_per_user,
             poll_interval=settings.event_poll_interval_seconds,
         )
         metrics.watch_event_streams(lambda: self.hub.subscriptions)

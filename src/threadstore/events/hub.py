@@ -1,6 +1,10 @@
 """The hub: one per process. It follows delivered events in position order and hands each to the open
 streams of its user, through bounded queues.
 
+A user has at most `max_per_user` open streams in a process: one more closes the user's oldest (`EVICTED`),
+and that stream tells its client to wait before it reconnects (events/stream.py). Across processes streams
+are not counted together.
+
 Correctness of resuming rests on one rule: a stream registers here first and reads the database (its
 catch-up) only afterwards, up to the hub's `through`. Events are delivered up to a horizon that only grows
 (events/publisher.py) and nothing new ever appears below it, so every event is either within that catch-up
@@ -26,6 +30,7 @@ log = logging.getLogger("threadstore.events")
 # Why a subscription was closed.
 SHUTDOWN = "shutdown"
 OVERFLOW = "overflow"  # its stream fell too far behind
+EVICTED = "evicted"  # its user opened one stream more than the cap
 
 
 class SubscriptionClosed(Exception):
@@ -89,6 +94,7 @@ class Hub:
         capacity: int,
         capacity_bytes: int,
         page_bytes: int,
+        max_per_user: int,
         poll_interval: float,
     ) -> None:
         """`current`: how far events are delivered now (the publisher's `through`, looking first if needed).
@@ -96,9 +102,11 @@ class Hub:
         self._current = current
         self._capacity = capacity
         self._capacity_bytes = capacity_bytes
+        self._max_per_user = max_per_user
         self._poll_interval = poll_interval
         self._pages = Pages(database, max_bytes=page_bytes)
-        self._subscriptions: dict[str, set[Subscription]] = {}
+        # Per user, oldest first (a dict keeps insertion order): the oldest is the one a newcomer evicts.
+        self._subscriptions: dict[str, dict[Subscription, None]] = {}
         self._through = 0  # events are delivered up to this position
         self._cursor: int | None = None  # the last position fanned out (or known to be delivered)
         self._lock = asyncio.Lock()  # registration never interleaves with a fan-out or a cursor jump
@@ -135,14 +143,20 @@ class Hub:
                 self._cursor = max(self._cursor or 0, self._through)
             if self._closed:
                 raise ServiceUnavailable("The server is shutting down.")
+            subs = self._subscriptions.setdefault(user_id, {})
+            while len(subs) >= self._max_per_user:
+                oldest = next(iter(subs))
+                log.info("closing the oldest of a user's %d event streams for a new one", len(subs))
+                oldest.close(EVICTED)
+                del subs[oldest]
             subscription = Subscription(user_id)
-            self._subscriptions.setdefault(user_id, set()).add(subscription)
+            subs[subscription] = None
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         subs = self._subscriptions.get(subscription.user_id)
         if subs is not None:
-            subs.discard(subscription)
+            subs.pop(subscription, None)
             if not subs:
                 del self._subscriptions[subscription.user_id]
 

@@ -61,6 +61,7 @@ async def stream_events(
         after,
         keep_alive_seconds=settings.event_keep_alive_seconds,
         page_bytes=settings.event_page_bytes,
+        evicted_retry_ms=settings.event_evicted_retry_ms,
     )
     return ClosingStreamingResponse(
         frames, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -6,7 +6,9 @@ catch-up page stops at `page_bytes` (events/pages.py), the queue at the hub's bo
 each is made into its frame as it is sent, and a sent event is dropped from the page at once.
 
 A stream ends cleanly (the client resumes with Last-Event-ID, losing nothing) at shutdown, when it fell too far
-behind, and when the database fails during its catch-up.
+behind, when the database fails during its catch-up, and when its user opens one stream more than the cap:
+the oldest then gets a `retry:` field first, so a client with more tabs than the cap waits that long before
+it reconnects instead of evicting another tab at once.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import AsyncGenerator
 
 from threadstore.db.unit_of_work import Database
 from threadstore.errors import DomainError
-from threadstore.events.hub import Hub, Subscription, SubscriptionClosed
+from threadstore.events.hub import EVICTED, Hub, Subscription, SubscriptionClosed
 from threadstore.events.pages import Pages
 from threadstore.events.repository import PublishedEvent
 
@@ -32,6 +34,10 @@ def frame(event: PublishedEvent) -> bytes:
     return b"".join((b"id: %d\nevent: %s\ndata: " % (event.position, event.type.encode()), event.json(), b"\n\n"))
 
 
+def retry(milliseconds: int) -> bytes:
+    return b"retry: %d\n\n" % milliseconds
+
+
 async def event_frames(
     hub: Hub,
     database: Database,
@@ -40,6 +46,7 @@ async def event_frames(
     *,
     keep_alive_seconds: float,
     page_bytes: int,
+    evicted_retry_ms: int,
 ) -> AsyncGenerator[bytes, None]:
     """Frames for events after position `after`. The subscription must be registered before this reads."""
 
@@ -72,6 +79,8 @@ async def event_frames(
                     continue
                 last = arrived[0].position
                 yield frame(arrived.popleft())
+        if subscription.closed == EVICTED:
+            yield retry(evicted_retry_ms)
     except DomainError as error:
         # The database went away during a catch-up: end the stream; the client resumes from its last id.
         log.warning("event stream ended: %s", error.detail)
