@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from typing import Any
 
+import jwt
 import pytest
 
 from tests.conftest import new_user
 from tests.harness.client import Api
 from tests.http.problems import assert_problem
+from threadstore.auth import issue_token
 from threadstore.db.unit_of_work import Tx
 from threadstore.events import repository
 from threadstore.events.repository import DeliveredPage
@@ -197,6 +200,23 @@ async def test_one_stream_more_than_the_cap_ends_the_users_oldest_with_a_retry_h
         received = await newest.event()
         assert received is not None and received.data == message
     async with api.stream(user, last_event_id=last_seen.id) as resumed:
+        assert [f.data for f in await resumed.until_keep_alive()] == [message]
+
+
+async def test_a_stream_ends_when_its_token_expires_and_a_fresh_token_resumes_it_losing_nothing(api: Api) -> None:
+    user = new_user()
+    token = issue_token(api.jwt_secret, user, ttl_seconds=2)
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+    async with api.stream(user, token=token) as stream:
+        thread = await api.create_thread(user)
+        received = await stream.event()
+        assert received is not None and received.data == thread
+        assert all(f.event is None for f in await stream.until_end(within=5))  # keep-alives only
+        ended = time.time()
+    assert expires - 0.1 <= ended < expires + 1.0, (ended, expires)
+
+    message = await api.append(user, thread["id"])  # written after the stream ended
+    async with api.stream(user, last_event_id=received.id) as resumed:  # with a fresh token
         assert [f.data for f in await resumed.until_keep_alive()] == [message]
 
 

@@ -85,11 +85,14 @@ class Api:
         return message
 
     @asynccontextmanager
-    async def stream(self, user: str, last_event_id: int | str | None = None) -> AsyncIterator[EventStream]:
-        """An open `GET /api/events`, once the server registered it (its first comment arrived)."""
+    async def stream(
+        self, user: str, last_event_id: int | str | None = None, *, token: str | None = None
+    ) -> AsyncIterator[EventStream]:
+        """An open `GET /api/events`, once the server registered it (its first comment arrived). `token`: the
+        bearer token to use instead of one without expiry."""
         # httpx's ASGI transport hands over a response only when the app has finished it; a stream never does.
         assert self.real_socket, "an event stream needs a real socket: running_api(..., real_socket=True)"
-        headers = self.auth(user)
+        headers = self.auth(user) if token is None else {"Authorization": f"Bearer {token}"}
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
         # A client of its own: open streams must not take the request client's pooled connections.

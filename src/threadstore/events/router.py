@@ -15,6 +15,7 @@ from threadstore.events.service import start_after
 from threadstore.events.stream import event_frames
 from threadstore.http.deps import CurrentUser, DatabaseDep, SettingsDep
 from threadstore.http.streaming import ClosingStreamingResponse
+from threadstore.http.token_expiry import bearer_expiry
 
 router = APIRouter(tags=["events"])
 
@@ -62,6 +63,7 @@ async def stream_events(
         keep_alive_seconds=settings.event_keep_alive_seconds,
         page_bytes=settings.event_page_bytes,
         evicted_retry_ms=settings.event_evicted_retry_ms,
+        ends_at=bearer_expiry(request.headers.get("authorization")),
     )
     return ClosingStreamingResponse(
         frames, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

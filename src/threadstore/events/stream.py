@@ -6,14 +6,16 @@ catch-up page stops at `page_bytes` (events/pages.py), the queue at the hub's bo
 each is made into its frame as it is sent, and a sent event is dropped from the page at once.
 
 A stream ends cleanly (the client resumes with Last-Event-ID, losing nothing) at shutdown, when it fell too far
-behind, when the database fails during its catch-up, and when its user opens one stream more than the cap:
-the oldest then gets a `retry:` field first, so a client with more tabs than the cap waits that long before
-it reconnects instead of evicting another tab at once.
+behind, when the database fails during its catch-up, when its token expires (`ends_at`, checked between
+frames), and when its user opens one stream more than the cap: the oldest then gets a `retry:` field first,
+so a client with more tabs than the cap waits that long before it reconnects instead of evicting another tab
+at once.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncGenerator
 
@@ -47,11 +49,13 @@ async def event_frames(
     keep_alive_seconds: float,
     page_bytes: int,
     evicted_retry_ms: int,
+    ends_at: float | None,
 ) -> AsyncGenerator[bytes, None]:
-    """Frames for events after position `after`. The subscription must be registered before this reads."""
+    """Frames for events after position `after`, until `ends_at` (a Unix time; None: no end). The subscription
+    must be registered before this reads."""
 
     def ending() -> bool:
-        return subscription.closed is not None
+        return subscription.closed is not None or (ends_at is not None and time.time() >= ends_at)
 
     last = after
     try:
@@ -67,8 +71,9 @@ async def event_frames(
                 yield frame(pending.popleft())
             pending.clear()
         while not ending():
+            wait = keep_alive_seconds if ends_at is None else min(keep_alive_seconds, ends_at - time.time())
             try:
-                arrived = deque(await subscription.take(keep_alive_seconds))
+                arrived = deque(await subscription.take(max(wait, 0.0)))
             except SubscriptionClosed:
                 break
             if not arrived and not ending():
