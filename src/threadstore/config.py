@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     # events an instance committed but died before publishing: the bound on cross-instance delay.
     event_poll_interval_seconds: float = Field(0.5, gt=0, le=1)
     event_stream_queue_size: int = Field(1000, ge=1)  # events a stream may fall behind before it is closed
+    event_stream_queue_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024)  # … or bytes of events
+    # A catch-up (or fan-out) page stops once it holds this many bytes of events: what a slow client costs.
+    event_page_bytes: int = Field(1024 * 1024, ge=16 * 1024)
+    # Open streams per user and process: one more ends the user's oldest, which is told to reconnect only
+    # after `event_evicted_retry_ms` (SSE `retry:`), so tabs beyond the cap do not keep evicting each other.
+    max_streams_per_user: int = Field(10, ge=1)
+    event_evicted_retry_ms: int = Field(30_000, ge=0)
 
     # The HTTP edge (`threadstore serve`; src/threadstore/http/edge.py): what a client may hold before the app
     # runs. Sizes count the request line and header lines as sent; connections are per server process.

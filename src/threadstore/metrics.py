@@ -25,6 +25,7 @@ POOL_WAITS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 POOL_CHECKED_OUT = Gauge("threadstore_db_pool_checked_out", "Database connections currently checked out")
+EVENT_STREAMS = Gauge("threadstore_event_streams", "Event streams open in this process")
 TITLE_SOURCES = Counter("threadstore_auto_rename_total", "Auto-rename titles by source", ["source"])
 EDGE_REFUSALS = Counter(
     "threadstore_http_edge_refusals_total",
@@ -36,3 +37,7 @@ EDGE_REFUSALS = Counter(
 
 def watch_pool(checked_out: Callable[[], int]) -> None:
     POOL_CHECKED_OUT.set_function(lambda: float(checked_out()))
+
+
+def watch_event_streams(open_streams: Callable[[], int]) -> None:
+    EVENT_STREAMS.set_function(lambda: float(open_streams()))

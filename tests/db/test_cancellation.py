@@ -4,9 +4,11 @@ no transaction is left open, and the write is wholly absent."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import sqlite3
 from typing import Any
 
+import anyio
 import asyncpg
 import pytest
 from sqlalchemy import event, make_url, text
@@ -118,6 +120,47 @@ async def test_unit_cancelled_inside_a_statement_leaves_the_database_unlocked(ap
     await _nothing_checked_out(api)
     current = (await api.request("GET", f"/api/threads/{thread['id']}", user=user)).json()
     assert (current["title"], current["version"]) == ("before", 1)
+
+
+@pytest.mark.sqlite_only
+async def test_a_read_cancelled_mid_begin_by_a_cancel_scope_closes_its_connection_once(api: Api) -> None:
+    """An anyio cancel scope cancels its task again at every await until the task leaves it, as Starlette's
+    streaming response does when an event stream's client disconnects during a catch-up read. The connection of
+    the interrupted BEGIN is closed once: no "Future exception was never retrieved … Cannot operate on a closed
+    database" (aiosqlite's close, cancelled again, used to stop its thread with the close still queued)."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    scopes: list[anyio.CancelScope] = []
+
+    def cancel_at_begin(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement == "BEGIN" and scopes:
+            scopes[-1].cancel()  # delivered in the BEGIN's own await, while the driver runs it
+
+    async def one(tx: Tx) -> int:
+        return int((await tx.conn.execute(text("SELECT 1"))).scalar_one())
+
+    engine = api.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", cancel_at_begin)
+    try:
+        for _ in range(5):
+            with anyio.CancelScope() as scope:
+                scopes.append(scope)
+                await api.database.read(one)
+            assert scope.cancelled_caught
+            scopes.clear()
+    finally:
+        event.remove(engine, "before_cursor_execute", cancel_at_begin)
+    try:
+        await asyncio.sleep(0.2)  # the discarded connections' threads finish their queues
+        gc.collect()  # an unretrieved future reports itself when it is collected
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert [(c.get("message"), repr(c.get("exception"))) for c in reported] == []
+    assert await api.database.read(one) == 1
+    await _nothing_checked_out(api)
 
 
 async def _write_as_foreign_session(backend: Backend, thread_id: str) -> None:

@@ -6,13 +6,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from typing import Any
 
+import jwt
 import pytest
 
 from tests.conftest import new_user
 from tests.harness.client import Api
 from tests.http.problems import assert_problem
+from threadstore.auth import issue_token
+from threadstore.db.unit_of_work import Tx
+from threadstore.events import repository
+from threadstore.events.repository import DeliveredPage
 
 
 async def test_every_write_arrives_as_its_event_with_the_object_the_api_returned(api: Api) -> None:
@@ -130,10 +136,13 @@ async def _append_many(api: Api, user: str, thread: dict[str, Any], count: int, 
         await api.append(user, thread["id"], f"{n:06d}" + "x" * size)
 
 
-@pytest.mark.parametrize("settings_overrides", [{"event_stream_queue_size": 3}])
+@pytest.mark.parametrize(
+    "settings_overrides", [{"event_stream_queue_size": 3}, {"event_stream_queue_bytes": 256 * 1024}]
+)
 async def test_a_consumer_that_falls_behind_is_closed_and_resumes_without_loss(api: Api) -> None:
-    """A client that stops reading: once the socket buffers are full its queue fills, and the server
-    closes the stream instead of holding a growing backlog. Resuming from its last id loses nothing."""
+    """A client that stops reading: once the socket buffers are full its queue fills (in events or in bytes),
+    and the server closes the stream instead of holding a growing backlog. Resuming from its last id loses
+    nothing."""
     user = new_user()
     thread = await api.create_thread(user)
     count = 60
@@ -164,3 +173,78 @@ async def test_shutdown_ends_open_streams_cleanly(api: Api) -> None:
         assert stream.ended
     response = await api.request("GET", "/api/events", user=new_user())
     assert_problem(response, 503)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"max_streams_per_user": 3}])
+async def test_one_stream_more_than_the_cap_ends_the_users_oldest_with_a_retry_hint(api: Api) -> None:
+    """The oldest is told to wait 30 s (the default) before it reconnects, so tabs beyond the cap do not keep
+    evicting each other; resumed from its last id it has lost nothing. Other users' streams do not count."""
+    user, other = new_user(), new_user()
+    async with contextlib.AsyncExitStack() as stack:
+        oldest = await stack.enter_async_context(api.stream(user))
+        younger = [await stack.enter_async_context(api.stream(user)) for _ in range(2)]
+        await stack.enter_async_context(api.stream(other))
+        thread = await api.create_thread(user)
+        last_seen = await oldest.event()
+        assert last_seen is not None and last_seen.data == thread
+
+        newest = await stack.enter_async_context(api.stream(user))
+        rest = await oldest.until_end(within=5)
+        assert [f for f in rest if f.comment is None] == rest[-1:]  # the last frame, after keep-alives at most
+        assert rest[-1].retry == 30_000 and rest[-1].event is None
+        assert api.hub.subscriptions == 4  # the user's cap, and the other user's stream
+
+        message = await api.append(user, thread["id"])
+        for stream in younger[1:]:
+            assert [f.data for f in await stream.events(2)] == [thread, message]
+        received = await newest.event()
+        assert received is not None and received.data == message
+    async with api.stream(user, last_event_id=last_seen.id) as resumed:
+        assert [f.data for f in await resumed.until_keep_alive()] == [message]
+
+
+async def test_a_stream_ends_when_its_token_expires_and_a_fresh_token_resumes_it_losing_nothing(api: Api) -> None:
+    user = new_user()
+    token = issue_token(api.jwt_secret, user, ttl_seconds=2)
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+    async with api.stream(user, token=token) as stream:
+        thread = await api.create_thread(user)
+        received = await stream.event()
+        assert received is not None and received.data == thread
+        assert all(f.event is None for f in await stream.until_end(within=5))  # keep-alives only
+        ended = time.time()
+    assert expires - 0.1 <= ended < expires + 1.0, (ended, expires)
+
+    message = await api.append(user, thread["id"])  # written after the stream ended
+    async with api.stream(user, last_event_id=received.id) as resumed:  # with a fresh token
+        assert [f.data for f in await resumed.until_keep_alive()] == [message]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"event_page_bytes": 64 * 1024}])
+async def test_a_catch_up_reads_pages_bounded_by_bytes_and_delivers_every_event_in_order(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page stops once the events before its last one reach the bound; one event larger than a page still
+    goes, alone. Whatever the cuts, the resumed stream gets every event once, in order."""
+    user = new_user()
+    thread = await api.create_thread(user)
+    sizes = [30_000, 30_000, 30_000, 150_000, 10, 10, 40_000, *[500] * 300, 70_000, 10]
+    for n, size in enumerate(sizes):
+        await api.append(user, thread["id"], f"{n:04d}" + "z" * size)
+    pages: list[DeliveredPage] = []
+    read = repository.delivered
+
+    async def recorded(tx: Tx, *args: Any, **kwargs: Any) -> DeliveredPage:
+        page = await read(tx, *args, **kwargs)
+        if kwargs.get("user_id") == user:
+            pages.append(page)
+        return page
+
+    monkeypatch.setattr(repository, "delivered", recorded)
+    async with api.stream(user, last_event_id=0) as resumed:
+        received = await resumed.until_keep_alive()
+    assert [f.data["content"][:4] for f in received[1:]] == [f"{n:04d}" for n in range(len(sizes))]
+    assert sum(len(page.events) for page in pages) == len(received)
+    for page in pages:
+        assert sum(event.size for event in page.events[:-1]) < 64 * 1024
+    assert len(pages) < 20, [len(page.events) for page in pages]  # a few rows more than a page, not one each

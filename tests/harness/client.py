@@ -85,11 +85,14 @@ class Api:
         return message
 
     @asynccontextmanager
-    async def stream(self, user: str, last_event_id: int | str | None = None) -> AsyncIterator[EventStream]:
-        """An open `GET /api/events`, once the server registered it (its first comment arrived)."""
+    async def stream(
+        self, user: str, last_event_id: int | str | None = None, *, token: str | None = None
+    ) -> AsyncIterator[EventStream]:
+        """An open `GET /api/events`, once the server registered it (its first comment arrived). `token`: the
+        bearer token to use instead of one without expiry."""
         # httpx's ASGI transport hands over a response only when the app has finished it; a stream never does.
         assert self.real_socket, "an event stream needs a real socket: running_api(..., real_socket=True)"
-        headers = self.auth(user)
+        headers = self.auth(user) if token is None else {"Authorization": f"Bearer {token}"}
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
         # A client of its own: open streams must not take the request client's pooled connections.
@@ -111,6 +114,7 @@ class Frame:
     event: str | None = None
     data: Any = None
     comment: str | None = None
+    retry: int | None = None
     received: float = field(default_factory=time.monotonic)
 
 
@@ -146,14 +150,16 @@ class EventStream:
                 current.event = value
             elif name == "data":
                 current.data = orjson.loads(value)
+            elif name == "retry":
+                current.retry = int(value)
         self.ended = True
         return None
 
     async def event(self, within: float = FRAME_TIMEOUT) -> Frame | None:
-        """The next event (comments skipped), or None when the stream ended."""
+        """The next event (comments and `retry:` skipped), or None when the stream ended."""
         while True:
             frame = await self.frame(within)
-            if frame is None or frame.comment is None:
+            if frame is None or frame.event is not None:
                 return frame
 
     async def events(self, count: int, within: float = FRAME_TIMEOUT) -> list[Frame]:
@@ -164,6 +170,14 @@ class EventStream:
             received.append(frame)
         return received
 
+    async def until_end(self, within: float) -> list[Frame]:
+        """Every frame until the server ends the stream, which it must do within `within` seconds."""
+        frames: list[Frame] = []
+        async with asyncio.timeout(within):
+            while (frame := await self.frame()) is not None:
+                frames.append(frame)
+        return frames
+
     async def until_keep_alive(self, within: float = FRAME_TIMEOUT) -> list[Frame]:
         """Every event before the next keep-alive comment: all that was due has been sent by then."""
         received: list[Frame] = []
@@ -172,5 +186,5 @@ class EventStream:
             assert frame is not None, "the stream ended"
             if frame.comment == "keep-alive":
                 return received
-            if frame.comment is None:
+            if frame.event is not None:
                 received.append(frame)

@@ -34,6 +34,19 @@ _LAUNCH_ORPHAN_PROOF = (
     "    os._exit(1)\n"
     "os.execv(sys.executable, [sys.executable, '-m', 'threadstore', *sys.argv[2:]])\n"
 )
+# The same, for a server whose memory a test measures: threadstore runs in the launcher's interpreter, where
+# SIGUSR1 calls glibc's malloc_trim(0) first, so the test reads what the process holds rather than the freed
+# blocks the allocator keeps for reuse (`ServeProcess.trim_memory`).
+_LAUNCH_TRIMMABLE = (
+    "import ctypes, os, runpy, signal, sys\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    os._exit(1)\n"
+    "signal.signal(signal.SIGUSR1, lambda *_: libc.malloc_trim(0))\n"
+    "sys.argv = ['threadstore', *sys.argv[2:]]\n"
+    "runpy.run_module('threadstore', run_name='__main__', alter_sys=True)\n"
+)
 
 
 def threadstore_env(
@@ -85,8 +98,11 @@ class ServeProcess:
         settings: Mapping[str, object] | None = None,
         jwt_secret: str | None = JWT_SECRET,
         args: Sequence[str] = (),
+        trimmable: bool = False,
     ) -> None:
+        """`trimmable`: `trim_memory()` works (Linux with glibc only)."""
         self.workdir = workdir
+        self.trimmable = trimmable
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.args = list(args)
@@ -130,6 +146,18 @@ class ServeProcess:
             self._api = Api(client, self.backend, self.base_url, real_socket=True, jwt_secret=secret)
         return self._api
 
+    def rss_bytes(self) -> int:
+        """The server's resident memory now (VmRSS in /proc: Linux only)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS in /proc/PID/status")
+
+    def trim_memory(self) -> None:
+        """Asks a `trimmable` server to give its allocator's free blocks back (it does so in a moment)."""
+        assert self.trimmable, "start the server with trimmable=True"
+        self.send_signal(signal.SIGUSR1)
+
     def log(self) -> str:
         """What the server wrote to stdout and stderr, across all its starts."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -140,7 +168,8 @@ class ServeProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         serve = ["serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args]
         if sys.platform == "linux":
-            command = [sys.executable, "-c", _LAUNCH_ORPHAN_PROOF, str(os.getpid()), *serve]
+            launcher = _LAUNCH_TRIMMABLE if self.trimmable else _LAUNCH_ORPHAN_PROOF
+            command = [sys.executable, "-c", launcher, str(os.getpid()), *serve]
         else:
             command = [*THREADSTORE, *serve]
         with self.log_path.open("ab") as log:

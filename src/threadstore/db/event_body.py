@@ -93,8 +93,19 @@ def decode(
 ) -> str:
     """The event's JSON text, one line: the stored object, then the keys taken from the event row (its
     `thread_id` and time `at`), then `member`, then `"content"` (a JSON string)."""
+    return json_bytes(body, member, content, thread_id, at).decode()
+
+
+def json_bytes(
+    body: bytes,
+    member: str | None = None,
+    content: str | None = None,
+    thread_id: str | None = None,
+    at: datetime | None = None,
+) -> bytes:
+    """`decode`'s JSON text as UTF-8, made with one copy of the content (what a stream sends)."""
     text = stored(body)
-    extra = []
+    extra: list[bytes] = []
     if body[0] == DERIVED_V1:
         if thread_id is None or at is None:
             raise ValueError("this event body needs its row's thread_id and time to be read")
@@ -104,12 +115,17 @@ def decode(
         ]
     if member is not None:
         extra.append(member.encode())
+    if not extra and content is None:
+        return text
+    parts = [text[:-1]]
+    after_member = len(text) > 2  # the stored object has members: the next one follows a comma
+    for member_text in extra:
+        parts += (b"," if after_member else b"", member_text)
+        after_member = True
     if content is not None:
-        extra.append(b'"content":' + orjson.dumps(content))
-    if extra:
-        joined = b",".join(extra)
-        text = text[:-1] + (b"," if len(text) > 2 else b"") + joined + b"}"
-    return text.decode()
+        parts += (b"," if after_member else b"", b'"content":', orjson.dumps(content))
+    parts.append(b"}")
+    return b"".join(parts)
 
 
 def raw(text: str) -> bytes:

@@ -23,7 +23,7 @@ import enum
 import logging
 import random
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -146,6 +146,8 @@ class Database:
         try:
             # Connections are handed out in arrival order; the pool's own queue lets newcomers overtake.
             async with self._admission.turn():
+                if self.dialect == "sqlite":
+                    return await self._cancelled_once(self._attempt_on_connection(work, mode, write=write))
                 return await self._attempt_on_connection(work, mode, write=write)
         except NoTurn:
             log.warning("connection pool exhausted (waited pool_timeout)")
@@ -181,6 +183,29 @@ class Database:
             return _after_failure(error, stage)
         finally:
             await _close(conn)
+
+    async def _cancelled_once(self, attempt: Coroutine[Any, Any, Committed | RunAgain]) -> Committed | RunAgain:
+        """Runs `attempt` on a task of its own (SQLite), so a cancellation reaches it once and the caller returns
+        only after its connection was cleaned up.
+
+        An anyio cancel scope (Starlette's streaming response on a client disconnect) cancels its task again at
+        every await until the task leaves the scope. SQLAlchemy closes the connection of a cancelled statement;
+        on aiosqlite that close, cancelled again, falls back to stopping the connection's thread while the close
+        still waits in the thread's queue, and the DBAPI connection is closed twice: a "Cannot operate on a
+        closed database" error in a future nobody awaits. On its own task the attempt is cancelled once and its
+        cleanup runs to its end. (PostgreSQL: asyncpg's fallback is a clean terminate; no task is spent there.)
+        """
+        task = asyncio.create_task(attempt)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([task])
+            outcome = None if task.cancelled() or task.exception() is not None else task.result()
+            if isinstance(outcome, Committed) and outcome.wrote_events and self.on_events_committed is not None:
+                self.on_events_committed()  # committed before the cancellation arrived: deliver it
+            raise
 
     async def _connect(self, *, alive: bool = False) -> AsyncConnection:
         try:

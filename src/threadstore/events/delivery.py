@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from threadstore import metrics
 from threadstore.config import Settings
 from threadstore.db.unit_of_work import Database
 from threadstore.errors import DomainError
@@ -28,8 +29,12 @@ class EventDelivery:
             database,
             self.publisher.current,
             capacity=settings.event_stream_queue_size,
+            capacity_bytes=settings.event_stream_queue_bytes,
+            page_bytes=settings.event_page_bytes,
+            max_per_user=settings.max_streams_per_user,
             poll_interval=settings.event_poll_interval_seconds,
         )
+        metrics.watch_event_streams(lambda: self.hub.subscriptions)
         self._tasks: list[asyncio.Task[None]] = []
         self._restore_signals: Callable[[], None] = lambda: None
 

@@ -1,6 +1,10 @@
 """The hub: one per process. It follows delivered events in position order and hands each to the open
 streams of its user, through bounded queues.
 
+A user has at most `max_per_user` open streams in a process: one more closes the user's oldest (`EVICTED`),
+and that stream tells its client to wait before it reconnects (events/stream.py). Across processes streams
+are not counted together.
+
 Correctness of resuming rests on one rule: a stream registers here first and reads the database (its
 catch-up) only afterwards, up to the hub's `through`. Events are delivered up to a horizon that only grows
 (events/publisher.py) and nothing new ever appears below it, so every event is either within that catch-up
@@ -14,17 +18,19 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from functools import partial
 
 from threadstore.db.unit_of_work import Database
 from threadstore.errors import DomainError, ServiceUnavailable
-from threadstore.events import repository
+from threadstore.events.pages import Pages
 from threadstore.events.publisher import wait_for_signal
 from threadstore.events.repository import PublishedEvent
 
 log = logging.getLogger("threadstore.events")
 
-PAGE = 500
+# Why a subscription was closed.
+SHUTDOWN = "shutdown"
+OVERFLOW = "overflow"  # its stream fell too far behind
+EVICTED = "evicted"  # its user opened one stream more than the cap
 
 
 class SubscriptionClosed(Exception):
@@ -34,13 +40,13 @@ class SubscriptionClosed(Exception):
 
 
 class Subscription:
-    """One open stream's inbox. Bounded: a consumer too slow to keep up is closed (it resumes from its
-    Last-Event-ID) instead of making the process hold an ever longer backlog."""
+    """One open stream's inbox. Bounded (by the hub): a consumer too slow to keep up is closed (it resumes from
+    its Last-Event-ID) instead of making the process hold an ever longer backlog."""
 
-    def __init__(self, user_id: str, capacity: int) -> None:
+    def __init__(self, user_id: str) -> None:
         self.user_id = user_id
-        self._capacity = capacity
         self._items: deque[PublishedEvent] = deque()
+        self._bytes = 0
         self._ready = asyncio.Event()
         self.closed: str | None = None
 
@@ -49,14 +55,21 @@ class Subscription:
         """Events received and not yet taken by the stream."""
         return len(self._items)
 
+    @property
+    def behind_bytes(self) -> int:
+        """Their size."""
+        return self._bytes
+
     def offer(self, event: PublishedEvent) -> None:
         self._items.append(event)
+        self._bytes += event.size
         self._ready.set()
 
     def close(self, reason: str) -> None:
         if self.closed is None:
             self.closed = reason
             self._items.clear()
+            self._bytes = 0
             self._ready.set()
 
     async def take(self, wait_seconds: float) -> list[PublishedEvent]:
@@ -67,20 +80,33 @@ class Subscription:
             raise SubscriptionClosed(self.closed)
         taken = list(self._items)
         self._items.clear()
+        self._bytes = 0
         self._ready.clear()
         return taken
 
 
 class Hub:
     def __init__(
-        self, database: Database, current: Callable[[], Awaitable[int]], *, capacity: int, poll_interval: float
+        self,
+        database: Database,
+        current: Callable[[], Awaitable[int]],
+        *,
+        capacity: int,
+        capacity_bytes: int,
+        page_bytes: int,
+        max_per_user: int,
+        poll_interval: float,
     ) -> None:
-        """`current`: how far events are delivered now (the publisher's `through`, looking first if needed)."""
-        self._database = database
+        """`current`: how far events are delivered now (the publisher's `through`, looking first if needed).
+        `capacity`, `capacity_bytes`: how far behind a stream may fall before it is closed."""
         self._current = current
         self._capacity = capacity
+        self._capacity_bytes = capacity_bytes
+        self._max_per_user = max_per_user
         self._poll_interval = poll_interval
-        self._subscriptions: dict[str, set[Subscription]] = {}
+        self._pages = Pages(database, max_bytes=page_bytes)
+        # Per user, oldest first (a dict keeps insertion order): the oldest is the one a newcomer evicts.
+        self._subscriptions: dict[str, dict[Subscription, None]] = {}
         self._through = 0  # events are delivered up to this position
         self._cursor: int | None = None  # the last position fanned out (or known to be delivered)
         self._lock = asyncio.Lock()  # registration never interleaves with a fan-out or a cursor jump
@@ -117,14 +143,20 @@ class Hub:
                 self._cursor = max(self._cursor or 0, self._through)
             if self._closed:
                 raise ServiceUnavailable("The server is shutting down.")
-            subscription = Subscription(user_id, self._capacity)
-            self._subscriptions.setdefault(user_id, set()).add(subscription)
+            subs = self._subscriptions.setdefault(user_id, {})
+            while len(subs) >= self._max_per_user:
+                oldest = next(iter(subs))
+                log.info("closing the oldest of a user's %d event streams for a new one", len(subs))
+                oldest.close(EVICTED)
+                del subs[oldest]
+            subscription = Subscription(user_id)
+            subs[subscription] = None
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         subs = self._subscriptions.get(subscription.user_id)
         if subs is not None:
-            subs.discard(subscription)
+            subs.pop(subscription, None)
             if not subs:
                 del self._subscriptions[subscription.user_id]
 
@@ -133,7 +165,7 @@ class Hub:
         self._closed = True
         for subs in list(self._subscriptions.values()):
             for subscription in subs:
-                subscription.close("shutdown")
+                subscription.close(SHUTDOWN)
         self._subscriptions.clear()
         self._wake.set()
 
@@ -157,22 +189,20 @@ class Hub:
     async def _fan_out(self) -> None:
         while self._subscriptions and self._cursor is not None and self._cursor < self._through:
             through = self._through
-            page = await self._database.read(
-                partial(repository.delivered, after=self._cursor, through=through, limit=PAGE)
-            )
-            self._deliver(page)
-            # A short page ends the range (what is missing from it was erased or pruned).
-            self._cursor = page[-1].position if len(page) == PAGE else through
+            page = await self._pages.read(self._cursor, through)
+            self._deliver(page.events)
+            # A page that is not cut ends the range (what is missing from it was erased or pruned).
+            self._cursor = page.events[-1].position if page.more else through
 
     def _deliver(self, page: list[PublishedEvent]) -> None:
-        # A stream still `capacity` events behind when the next page arrives is closed. Judged per page, not
-        # per event, so a burst (a page holds at most PAGE events) reaches a stream that keeps up; a stream
-        # holds at most capacity - 1 + PAGE events.
+        # A stream still `capacity` events or `capacity_bytes` behind when the next page arrives is closed.
+        # Judged per page, not per event, so a burst reaches a stream that keeps up; a stream holds at most
+        # a page (pages.MAX_EVENTS events, about page_bytes) beyond either bound.
         for user_id in {event.user_id for event in page}:
             for subscription in list(self._subscriptions.get(user_id, ())):
-                if subscription.behind >= self._capacity:
-                    log.info("closing an event stream that fell %d events behind", self._capacity)
-                    subscription.close("overflow")
+                if subscription.behind >= self._capacity or subscription.behind_bytes >= self._capacity_bytes:
+                    log.info("closing an event stream that fell %d events behind", subscription.behind)
+                    subscription.close(OVERFLOW)
                     self.unsubscribe(subscription)
         for event in page:
             for subscription in self._subscriptions.get(event.user_id, ()):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, func, insert, select, text, union_all, update
+from sqlalchemy import LargeBinary, bindparam, cast, delete, exists, func, insert, select, text, union_all, update
 
 from threadstore.db import event_body
 from threadstore.db.tables import event_gaps, event_late, event_state, events, messages
@@ -19,12 +19,30 @@ PUBLISH_LOCK_ID = 0x7468726576656E74  # "threvent"
 CHANNEL = "threadstore_events"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PublishedEvent:
+    """A delivered event as stored (db/event_body.py): its JSON is made only when it is sent (`json`), so a
+    page or a stream's queue holds each event compact, and one event's JSON at a time exists per stream."""
+
     position: int
     user_id: str
     type: str
-    data: str  # the JSON text: one line
+    body: bytes
+    member: str | None
+    content: str | None
+    thread_id: str
+    at: datetime  # the event row's time: with `thread_id`, what a body leaves out (db/event_body.py)
+    size: int  # the bytes it holds, about (what bounds a page and a stream's queue)
+
+    def json(self) -> bytes:
+        """The object as the API returned it: JSON text, one line."""
+        return event_body.json_bytes(self.body, self.member, self.content, self.thread_id, self.at)
+
+
+@dataclass(frozen=True)
+class DeliveredPage:
+    events: list[PublishedEvent]
+    more: bool  # the range goes on after the last event (the page was cut by count or by bytes)
 
 
 @dataclass(frozen=True)
@@ -182,57 +200,100 @@ async def notify(tx: Tx, through: int) -> None:
         await tx.conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": str(through)})
 
 
-# What a reader needs of an event row besides its position and content (db/event_body.py).
-_READ = (events.c.user_id, events.c.type, events.c.body, events.c.member, events.c.thread_id, events.c.created_at)
-
-
-def _delivered(user: bool) -> Any:
+def _delivered(user: bool, dialect: str) -> Any:
     """Delivered events in (after, through], in position order: by id, and the late ones by their position.
-
     Content by reference (db/event_body.py) is joined from the message row; an event whose message is gone
-    was erased with it and is skipped."""
-    content = messages.c.content
-    joined = events.outerjoin(messages, messages.c.id == events.c.content_of)
+    was erased with it and is skipped.
+
+    A page holds up to `limit` events and stops once the bytes before an event reach `max_bytes`: a window of
+    positions and sizes is read first (sizes from lengths, not from the values: PostgreSQL reads a TOASTed
+    value's length from its pointer), then the kept events are joined back by id, so neither server copies
+    the values of events left for the next page. `rows`: how many the window held, so the caller knows whether
+    the range goes on."""
+
+    def octets(value: Any) -> Any:
+        # SQLite before 3.43 has no octet_length(); a text's byte length is that of the same value as a BLOB.
+        return func.octet_length(value) if dialect == "postgresql" else func.length(cast(value, LargeBinary))
+
+    # The message is probed per row (not joined), so both servers walk the ids in order and stop at `limit`.
+    referenced = messages.c.id == events.c.content_of
+    content_size = select(octets(messages.c.content)).where(referenced).scalar_subquery()
+    size = octets(events.c.body) + func.coalesce(octets(events.c.member), 0) + func.coalesce(content_size, 0)
+    kept = events.c.content_of.is_(None) | exists().where(referenced)
     by_id = (
-        select(events.c.id.label("position"), *_READ, content)
-        .select_from(joined)
-        .where(events.c.id > bindparam("after"), events.c.id <= bindparam("through"))
+        select(events.c.id.label("position"), events.c.id.label("event_id"), size.label("size"))
+        .where(events.c.id > bindparam("after"), events.c.id <= bindparam("through"), kept)
         .where(~exists().where(event_gaps.c.event_id == events.c.id))
         .where(~exists().where(event_late.c.event_id == events.c.id))
     )
     late = (
-        select(event_late.c.position, *_READ, content)
-        .select_from(event_late.join(joined, events.c.id == event_late.c.event_id))
-        .where(event_late.c.position > bindparam("after"), event_late.c.position <= bindparam("through"))
+        select(event_late.c.position, events.c.id.label("event_id"), size.label("size"))
+        .select_from(event_late.join(events, events.c.id == event_late.c.event_id))
+        .where(event_late.c.position > bindparam("after"), event_late.c.position <= bindparam("through"), kept)
     )
-    kept = events.c.content_of.is_(None) | messages.c.id.is_not(None)
-    by_id, late = by_id.where(kept), late.where(kept)
     if user:
         by_id = by_id.where(events.c.user_id == bindparam("user_id"))
         late = late.where(events.c.user_id == bindparam("user_id"))
-    return union_all(by_id, late).order_by("position").limit(bindparam("limit"))
+    # Each part walks its own index in order and stops at `limit`; only their first `limit` together are kept.
+    parts = [part.order_by("position").limit(bindparam("limit")).subquery() for part in (by_id, late)]
+    window = union_all(*(select(part) for part in parts)).order_by("position").limit(bindparam("limit")).subquery("w")
+    sized = select(
+        window.c.position,
+        window.c.event_id,
+        window.c.size,
+        (func.sum(window.c.size).over(order_by=window.c.position) - window.c.size).label("before"),
+        func.count().over().label("rows"),
+    ).subquery("s")
+    return (
+        select(
+            sized.c.position,
+            events.c.user_id,
+            events.c.type,
+            events.c.body,
+            events.c.member,
+            messages.c.content,
+            events.c.thread_id,
+            events.c.created_at,
+            sized.c.size,
+            sized.c.rows,
+        )
+        .select_from(sized.join(events, events.c.id == sized.c.event_id).outerjoin(messages, referenced))
+        .where(sized.c.before < bindparam("max_bytes"))
+        .order_by(sized.c.position)
+    )
 
 
-_EVERYONES = _delivered(user=False)
-_USERS = _delivered(user=True)
+_DELIVERED = {
+    (dialect, user): _delivered(user, dialect) for dialect in ("postgresql", "sqlite") for user in (False, True)
+}
 
 
-async def delivered(tx: Tx, after: int, through: int, limit: int, user_id: str | None = None) -> list[PublishedEvent]:
+async def delivered(
+    tx: Tx, after: int, through: int, limit: int, max_bytes: int, user_id: str | None = None
+) -> DeliveredPage:
     """Delivered events with positions in (after, through], in order: everyone's (what the hub fans out) or
-    one user's (a resuming stream's catch-up)."""
-    params: dict[str, Any] = {"after": after, "through": through, "limit": limit}
+    one user's (a resuming stream's catch-up). At most `limit` events, and no more once `max_bytes` are
+    reached (always at least one, however large)."""
+    params: dict[str, Any] = {"after": after, "through": through, "limit": limit, "max_bytes": max_bytes}
     if user_id is not None:
         params["user_id"] = user_id
-    rows = await tx.conn.execute(_EVERYONES if user_id is None else _USERS, params)
-    return [
+    rows = (await tx.conn.execute(_DELIVERED[tx.dialect, user_id is not None], params)).all()
+    window = int(rows[0].rows) if rows else 0
+    found = [
         PublishedEvent(
             row.position,
             row.user_id,
             row.type,
-            event_body.decode(row.body, row.member, row.content, row.thread_id, row.created_at),
+            row.body,
+            row.member,
+            row.content,
+            row.thread_id,
+            row.created_at,
+            int(row.size),
         )
         for row in rows
     ]
+    return DeliveredPage(found, more=window == limit or len(found) < window)
 
 
 async def pruned_through(tx: Tx) -> int:

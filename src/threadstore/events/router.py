@@ -13,7 +13,8 @@ from threadstore.events.hub import Hub
 from threadstore.events.publisher import Publisher
 from threadstore.events.service import start_after
 from threadstore.events.stream import event_frames
-from threadstore.http.deps import CurrentUser, DatabaseDep, SettingsDep
+from threadstore.http.deps import CurrentIdentity, DatabaseDep, SettingsDep
+from threadstore.http.streaming import ClosingStreamingResponse
 
 router = APIRouter(tags=["events"])
 
@@ -38,7 +39,7 @@ def parse_last_event_id(value: str | None) -> int | None:
 )
 async def stream_events(
     request: Request,
-    user_id: CurrentUser,
+    identity: CurrentIdentity,
     database: DatabaseDep,
     settings: SettingsDep,
     last_event_id: Annotated[str | None, Header()] = None,
@@ -47,14 +48,22 @@ async def stream_events(
     hub: Hub = request.app.state.event_hub
     publisher: Publisher = request.app.state.event_publisher
     # Register before reading the start point: whatever is published after that read reaches the queue.
-    subscription = await hub.subscribe(user_id)
+    subscription = await hub.subscribe(identity.user_id)
     try:
         after = await start_after(database, publisher, resume)
     except BaseException:
         hub.unsubscribe(subscription)
         raise
-    return StreamingResponse(
-        event_frames(hub, database, subscription, after, settings.event_keep_alive_seconds),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    frames = event_frames(
+        hub,
+        database,
+        subscription,
+        after,
+        keep_alive_seconds=settings.event_keep_alive_seconds,
+        page_bytes=settings.event_page_bytes,
+        evicted_retry_ms=settings.event_evicted_retry_ms,
+        ends_at=identity.expires_at,
+    )
+    return ClosingStreamingResponse(
+        frames, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )

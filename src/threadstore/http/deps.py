@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from threadstore.auth import Identity
 from threadstore.config import Settings
 from threadstore.db.unit_of_work import Database
 from threadstore.limits import Limits
@@ -33,7 +34,14 @@ async def current_user(request: Request) -> str:
     return user_id
 
 
+async def current_identity(request: Request) -> Identity:
+    """The caller and when their token expires: for a response that outlives the request (an event stream)."""
+    identity: Identity = request.app.state.verifier.verify(request.headers.get("authorization"))
+    return identity
+
+
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LimitsDep = Annotated[Limits, Depends(get_limits)]
 CurrentUser = Annotated[str, Depends(current_user)]
+CurrentIdentity = Annotated[Identity, Depends(current_identity)]
