@@ -11,6 +11,9 @@ import orjson
 
 from threadstore.errors import Unprocessable
 
+# What `encode` makes (unpadded base64url); empty is no cursor.
+CURSOR_PATTERN = "^[A-Za-z0-9_-]*$"
+
 
 def encode(*parts: Any) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(parts)).decode().rstrip("=")

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
+from pydantic import StringConstraints
+from pydantic.json_schema import SkipJsonSchema
 
 from threadstore.config import Settings
+from threadstore.cursors import CURSOR_PATTERN
 from threadstore.db.unit_of_work import Database
+from threadstore.ids import id_pattern
 from threadstore.limits import Limits
 
 
@@ -37,3 +41,17 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LimitsDep = Annotated[Limits, Depends(get_limits)]
 CurrentUser = Annotated[str, Depends(current_user)]
+
+
+# Parameters several routers take. A thread id is documented, not validated: any other string names no thread
+# and is 404 like a missing one, never 422. A cursor is validated by its alphabet here (422, like a cursor
+# that does not decode) and by its content when decoded.
+ThreadIdPath = Annotated[
+    str,
+    Path(description="A thread id, as the API returned it.", json_schema_extra={"pattern": id_pattern("thr")}),
+]
+CursorQuery = Annotated[
+    Annotated[str, StringConstraints(pattern=CURSOR_PATTERN)] | SkipJsonSchema[None],
+    Query(description="The `next_cursor` of the previous page; any other value is 422."),
+]
+LimitQuery = Annotated[int, Query(ge=1, le=100, description="The most items on one page.")]
