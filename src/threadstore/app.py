@@ -13,6 +13,8 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from threadstore import logs, maintenance, metrics
+from threadstore.apidocs import router as apidocs
+from threadstore.apidocs.router import router as apidocs_router
 from threadstore.auth import TokenVerifier
 from threadstore.config import Settings, load_settings
 from threadstore.db import migrate
@@ -78,6 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         summary="The conversation store behind AI chat applications.",
         lifespan=lifespan,
+        # Served by apidocs instead, from the package: FastAPI's own pages load their scripts from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.limits = Limits.from_settings(settings)
@@ -88,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(threads_router)
     app.include_router(messages_router)
     app.include_router(events_router)
+    app.include_router(apidocs_router)
+    app.mount(apidocs.ASSETS_PATH, apidocs.assets(), name="docs-assets")
     openapi.install(app, app.state.limits)
     return app
 
