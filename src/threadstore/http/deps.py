@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
-from pydantic import StringConstraints
 from pydantic.json_schema import SkipJsonSchema
 
 from threadstore.config import Settings
@@ -43,15 +42,18 @@ LimitsDep = Annotated[Limits, Depends(get_limits)]
 CurrentUser = Annotated[str, Depends(current_user)]
 
 
-# Parameters several routers take. A thread id is documented, not validated: any other string names no thread
-# and is 404 like a missing one, never 422. A cursor is validated by its alphabet here (422, like a cursor
-# that does not decode) and by its content when decoded.
+# Parameters several routers take, documented here and checked where they are read: a thread id is not
+# validated (any other string names no thread: 404 like a missing one, never 422); a cursor is checked when it
+# is decoded (cursors.py), so that its alphabet and its content fail alike (422, loc ["query", "cursor"]).
 ThreadIdPath = Annotated[
     str,
     Path(description="A thread id, as the API returned it.", json_schema_extra={"pattern": id_pattern("thr")}),
 ]
 CursorQuery = Annotated[
-    Annotated[str, StringConstraints(pattern=CURSOR_PATTERN)] | SkipJsonSchema[None],
-    Query(description="The `next_cursor` of the previous page; any other value is 422."),
+    str | SkipJsonSchema[None],
+    Query(
+        description="The `next_cursor` of the previous page; any other value is 422.",
+        json_schema_extra={"pattern": CURSOR_PATTERN},
+    ),
 ]
 LimitQuery = Annotated[int, Query(ge=1, le=100, description="The most items on one page.")]
