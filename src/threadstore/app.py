@@ -8,12 +8,13 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from threadstore import logs, maintenance, metrics
+from threadstore.apidocs import router as apidocs
+from threadstore.apidocs.router import router as apidocs_router
 from threadstore.auth import TokenVerifier
 from threadstore.config import Settings, load_settings
 from threadstore.db import migrate
@@ -22,6 +23,7 @@ from threadstore.errors import install_error_handlers
 from threadstore.events.delivery import EventDelivery
 from threadstore.events.router import router as events_router
 from threadstore.health.router import router as health_router
+from threadstore.http import openapi
 from threadstore.http.middleware import RequestContextMiddleware
 from threadstore.limits import Limits
 from threadstore.messages.router import router as messages_router
@@ -81,6 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Starlette would redirect "/api/threads/" to an absolute URL built from the request's Host header:
         # a redirect anyone can aim at another host. The contract's paths have no trailing slash; 404.
         redirect_slashes=False,
+        # Served by apidocs instead, from the package: FastAPI's own pages load their scripts from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.limits = Limits.from_settings(settings)
@@ -91,28 +96,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(threads_router)
     app.include_router(messages_router)
     app.include_router(events_router)
-    _declare_bearer_auth(app)
+    app.include_router(apidocs_router)
+    app.mount(apidocs.ASSETS_PATH, apidocs.assets(), name="docs-assets")
+    openapi.install(app, app.state.limits)
     return app
-
-
-def _declare_bearer_auth(app: FastAPI) -> None:
-    """Adds the bearer scheme to the OpenAPI document for every /api operation (auth itself is CurrentUser)."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = build()
-            schema.setdefault("components", {})["securitySchemes"] = {
-                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-            }
-            for path, operations in schema.get("paths", {}).items():
-                if path.startswith("/api/"):
-                    for operation in operations.values():
-                        operation["security"] = [{"bearer": []}]
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def build_asgi(settings: Settings) -> tuple[FastAPI, ASGIApp]:

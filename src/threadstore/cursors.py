@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,12 +12,19 @@ import orjson
 
 from threadstore.errors import Unprocessable
 
+# What `encode` makes (unpadded base64url); empty is no cursor.
+CURSOR_PATTERN = "^[A-Za-z0-9_-]*$"
+_ALPHABET = re.compile(CURSOR_PATTERN)
+
 
 def encode(*parts: Any) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(parts)).decode().rstrip("=")
 
 
 def _decode(cursor: str) -> list[Any]:
+    # Checked here, not left to the decoder, which skips characters outside the alphabet.
+    if not _ALPHABET.fullmatch(cursor):
+        raise _invalid()
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))

@@ -21,6 +21,12 @@ _BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 _INVISIBLE = "\u200b\u2060-\u2064\u206a-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f"
 # 🏴 + a subdivision code (region letters, then 1-4 letters or digits) in tag characters + CANCEL TAG.
 _FLAG = "\U0001f3f4[\U000e0061-\U000e007a]{2}[\U000e0030-\U000e0039\U000e0061-\U000e007a]{1,4}\U000e007f"
+# Those of them in the Basic Multilingual Plane, for the OpenAPI document's patterns (limits.py); the tag
+# characters, astral and allowed inside a flag, are said in words there.
+BMP_CHARACTERS = frozenset(
+    chr(c)
+    for c in (0x061C, 0x200B, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2060, 0x2065), *range(0x2066, 0x2070))
+) | frozenset(chr(c) for c in (0xFEFF, 0xFFF9, 0xFFFA, 0xFFFB))
 _ANY = re.compile(f"[{_BIDI_CONTROLS}{_INVISIBLE}]")
 _SCAN = re.compile(f"({_FLAG})|[{_BIDI_CONTROLS}{_INVISIBLE}]")
 

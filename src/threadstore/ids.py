@@ -7,3 +7,8 @@ import secrets
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_urlsafe(16)}"
+
+
+def id_pattern(prefix: str) -> str:
+    """What new_id makes, as a regular expression (16 random bytes are 22 base64url characters)."""
+    return f"^{prefix}_[A-Za-z0-9_-]{{22}}$"

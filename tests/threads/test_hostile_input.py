@@ -86,6 +86,18 @@ async def test_integer_beyond_64_bits_in_metadata_is_422(api: Api, user: str) ->
     assert await stored_thread_count(api, user) == 0
 
 
+async def test_a_number_beyond_the_64_bit_range_in_metadata_is_422_also_as_a_float(
+    api: Api, user: str, subtests: pytest.Subtests
+) -> None:
+    # JSON Schema counts 1e300 as an integer, so the OpenAPI document's bounds hold for every number.
+    for number in ["1e300", "-1e300", "18446744073709551616.0", "-1e19"]:
+        with subtests.test(number):
+            response = await post_raw(api, user, URL, f'{{"metadata": {{"k": {number}}}}}')
+
+            assert_validation_error(response, "metadata")
+            assert await stored_thread_count(api, user) == 0
+
+
 async def test_large_but_representable_integers_are_kept(api: Api, user: str) -> None:
     metadata = {"max": 2**63 - 1, "min": -(2**63)}
     response = await api.request("POST", URL, user=user, json={"metadata": metadata})

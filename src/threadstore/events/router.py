@@ -3,22 +3,51 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
+from pydantic.json_schema import SkipJsonSchema
 
+from threadstore.db.outbox import MESSAGE_CREATED, THREAD_CREATED, THREAD_DELETED, THREAD_UPDATED
 from threadstore.errors import BadRequest
 from threadstore.events.hub import Hub
 from threadstore.events.publisher import Publisher
 from threadstore.events.service import start_after
 from threadstore.events.stream import event_frames
 from threadstore.http.deps import CurrentIdentity, DatabaseDep, SettingsDep
+from threadstore.http.openapi import AUTHENTICATED, problem
 from threadstore.http.streaming import ClosingStreamingResponse
 
 router = APIRouter(tags=["events"])
 
-_EVENT_ID = re.compile(r"[0-9]{1,18}")  # positions are BIGINTs; 18 digits always fit
+LAST_EVENT_ID_PATTERN = "^([0-9]{1,18})?$"  # positions are BIGINTs; 18 digits always fit. Empty: a new stream.
+_EVENT_ID = re.compile(LAST_EVENT_ID_PATTERN)
+
+
+def _event_schema(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["id", "event", "data"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "event": {"const": kind},
+            "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": data},
+        },
+    }
+
+
+# One event of the stream (OpenAPI 3.1 has a text/event-stream schema describe each event): its `data` is the
+# object as the API returns it, or the id of a thread deleted for good.
+_THREAD = {"$ref": "#/components/schemas/ThreadOut"}
+EVENT_SCHEMA = {
+    "oneOf": [
+        _event_schema(THREAD_CREATED, _THREAD),
+        _event_schema(THREAD_UPDATED, _THREAD),
+        _event_schema(THREAD_DELETED, {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}),
+        _event_schema(MESSAGE_CREATED, {"$ref": "#/components/schemas/MessageOut"}),
+    ]
+}
 
 
 def parse_last_event_id(value: str | None) -> int | None:
@@ -35,14 +64,30 @@ def parse_last_event_id(value: str | None) -> int | None:
     "/api/events",
     operation_id="stream_events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
+    responses={
+        200: {
+            "description": "Server-Sent Events: `id: <event id>`, `event: <type>`, `data: <the object as JSON>`; "
+            "a comment at least every 15 seconds.",
+            "content": {"text/event-stream": {"schema": EVENT_SCHEMA}},
+        },
+        **AUTHENTICATED,
+        **problem(400, "Last-Event-ID is not an event id."),
+        **problem(409, "The events after Last-Event-ID are no longer kept: reload, then stream without it."),
+    },
 )
 async def stream_events(
     request: Request,
     identity: CurrentIdentity,
     database: DatabaseDep,
     settings: SettingsDep,
-    last_event_id: Annotated[str | None, Header()] = None,
+    last_event_id: Annotated[
+        str | SkipJsonSchema[None],
+        Header(
+            alias="Last-Event-ID",
+            description="Resume right after this event id (empty: a new stream).",
+            json_schema_extra={"pattern": LAST_EVENT_ID_PATTERN},
+        ),
+    ] = None,
 ) -> StreamingResponse:
     resume = parse_last_event_id(last_event_id)
     hub: Hub = request.app.state.event_hub

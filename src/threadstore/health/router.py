@@ -3,25 +3,45 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 
 from threadstore.errors import DomainError, ServiceUnavailable
 from threadstore.health import service
 from threadstore.http.deps import DatabaseDep
+from threadstore.http.openapi import problem
 from threadstore.http.responses import json_response
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger("threadstore.health")
 
 
-@router.get("/healthz", operation_id="healthz")
+class Alive(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
+    schema_revision: str = Field(alias="schema", description="The database schema's migration revision.")
+
+
+@router.get("/healthz", operation_id="healthz", response_model=Alive)
 async def healthz() -> Response:
     return json_response({"status": "ok"})
 
 
-@router.get("/readyz", operation_id="readyz")
+@router.get(
+    "/readyz",
+    operation_id="readyz",
+    response_model=Ready,
+    responses=problem(
+        503, "Not ready: the database is unreachable or its schema is not current, or the server is shutting down."
+    ),
+)
 async def readyz(request: Request, database: DatabaseDep) -> Response:
     if getattr(request.app.state, "shutting_down", False):
         raise ServiceUnavailable("The server is shutting down.")
@@ -36,6 +56,11 @@ async def readyz(request: Request, database: DatabaseDep) -> Response:
     return json_response({"status": "ready", "schema": revision})
 
 
-@router.get("/metrics", operation_id="metrics")
+@router.get(
+    "/metrics",
+    operation_id="metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"description": "Prometheus text exposition format."}},
+)
 async def metrics_endpoint() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
+from pydantic.json_schema import SkipJsonSchema
 
 from threadstore.auth import Identity
 from threadstore.config import Settings
+from threadstore.cursors import CURSOR_PATTERN
 from threadstore.db.unit_of_work import Database
+from threadstore.ids import id_pattern
 from threadstore.limits import Limits
 
 
@@ -45,3 +48,20 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 LimitsDep = Annotated[Limits, Depends(get_limits)]
 CurrentUser = Annotated[str, Depends(current_user)]
 CurrentIdentity = Annotated[Identity, Depends(current_identity)]
+
+
+# Parameters several routers take, documented here and checked where they are read: a thread id is not
+# validated (any other string names no thread: 404 like a missing one, never 422); a cursor is checked when it
+# is decoded (cursors.py), so that its alphabet and its content fail alike (422, loc ["query", "cursor"]).
+ThreadIdPath = Annotated[
+    str,
+    Path(description="A thread id, as the API returned it.", json_schema_extra={"pattern": id_pattern("thr")}),
+]
+CursorQuery = Annotated[
+    str | SkipJsonSchema[None],
+    Query(
+        description="The `next_cursor` of the previous page; any other value is 422.",
+        json_schema_extra={"pattern": CURSOR_PATTERN},
+    ),
+]
+LimitQuery = Annotated[int, Query(ge=1, le=100, description="The most items on one page.")]

@@ -9,7 +9,8 @@ from contextvars import ContextVar
 
 _request_id: ContextVar[str] = ContextVar("threadstore_request_id", default="-")
 # An incoming id is echoed only if it is short and plain, so it cannot inject into headers or logs.
-_VALID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
+_VALID = re.compile(REQUEST_ID_PATTERN)
 
 
 def current_request_id() -> str:
@@ -21,7 +22,7 @@ def set_request_id(value: str) -> None:
 
 
 def choose_request_id(incoming: str | None) -> str:
-    if incoming and _VALID.match(incoming):
+    if incoming and _VALID.fullmatch(incoming):
         return incoming
     return secrets.token_hex(12)
 

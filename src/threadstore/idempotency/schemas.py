@@ -3,8 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
+from fastapi import Header
+from pydantic.json_schema import SkipJsonSchema
 from starlette.responses import Response
+
+MAX_KEY_LENGTH = 255
+# 1 to 255 printable ASCII characters. HTTP trims white space around a header value, so a key can neither
+# begin nor end with a space: the pattern says so, and the OpenAPI document gives it as the key's format.
+KEY_PATTERN = rf"^[\x21-\x7e](?:[\x20-\x7e]{{0,{MAX_KEY_LENGTH - 2}}}[\x21-\x7e])?$"
+
+# Checked by the service, not by FastAPI: a malformed key is 400 (docs/api.md), not a validation error.
+IdempotencyKeyHeader = Annotated[
+    str | SkipJsonSchema[None],
+    Header(
+        alias="Idempotency-Key",
+        description="Makes the request safe to retry: a repeat within the TTL with the same body replays the "
+        "first answer and writes nothing; with another body (or path) it is 422.",
+        json_schema_extra={"pattern": KEY_PATTERN},
+    ),
+]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ the 404 of a missing thread and writes nothing, so nothing deleted is ever repla
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import ParamSpec, TypeVar
@@ -22,9 +23,9 @@ from pydantic import BaseModel
 from threadstore.db.unit_of_work import Database, Tx, Work
 from threadstore.errors import BadRequest, Conflict, Unprocessable, thread_not_found
 from threadstore.idempotency import repository
-from threadstore.idempotency.schemas import IdempotentRequest, StoredResponse
+from threadstore.idempotency.schemas import KEY_PATTERN, IdempotentRequest, StoredResponse
 
-MAX_KEY_LENGTH = 255
+_KEY = re.compile(KEY_PATTERN)
 PRUNE_BATCH = 1000
 # The status an erased record keeps in place of its response (stored responses are otherwise always 2xx: a
 # failed request stores nothing). A repeat of its key answers as a missing thread does.
@@ -37,7 +38,7 @@ T = TypeVar("T")
 def parse_key(raw: str | None, user_id: str, method: str, path: str, body: BaseModel) -> IdempotentRequest | None:
     if raw is None:
         return None
-    if not 1 <= len(raw) <= MAX_KEY_LENGTH or not all(0x20 <= ord(ch) <= 0x7E for ch in raw):
+    if not _KEY.fullmatch(raw):
         raise BadRequest("Idempotency-Key must be 1 to 255 printable ASCII characters.")
     # The fingerprint is of the parsed body with defaults filled in, so formatting differences or an
     # explicit default value do not count as a different request.

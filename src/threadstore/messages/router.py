@@ -2,29 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Response
 
-from threadstore.http.deps import CurrentUser, DatabaseDep, LimitsDep, SettingsDep
+from threadstore.http.deps import (
+    CurrentUser,
+    CursorQuery,
+    DatabaseDep,
+    LimitQuery,
+    LimitsDep,
+    SettingsDep,
+    ThreadIdPath,
+)
+from threadstore.http.openapi import AUTHENTICATED, JSON_BODY, ONE_THREAD, REPLAYED, problem
 from threadstore.http.responses import json_bytes
 from threadstore.idempotency import service as idempotency
-from threadstore.idempotency.schemas import StoredResponse
+from threadstore.idempotency.schemas import IdempotencyKeyHeader, StoredResponse
 from threadstore.messages import service
 from threadstore.messages.schemas import MessageCreate, MessageList, MessageOut
 
-router = APIRouter(prefix="/api/threads/{thread_id}/messages", tags=["messages"])
+router = APIRouter(
+    prefix="/api/threads/{thread_id}/messages", tags=["messages"], responses={**AUTHENTICATED, **ONE_THREAD}
+)
 
 
-@router.post("", status_code=201, response_model=MessageOut, operation_id="create_message")
+@router.post(
+    "",
+    status_code=201,
+    response_model=MessageOut,
+    operation_id="create_message",
+    responses={
+        201: {"description": "Appended; a repeat of an Idempotency-Key replays this answer.", "headers": REPLAYED},
+        **JSON_BODY,
+        **problem(409, "The thread is archived, or a request with this Idempotency-Key is still in flight."),
+    },
+)
 async def create_message(
-    thread_id: str,
+    thread_id: ThreadIdPath,
     body: MessageCreate,
     user_id: CurrentUser,
     database: DatabaseDep,
     limits: LimitsDep,
     settings: SettingsDep,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     path = f"/api/threads/{thread_id}/messages"
     keyed = idempotency.parse_key(idempotency_key, user_id, "POST", path, body)
@@ -39,13 +60,13 @@ def _created(message: dict[str, Any]) -> StoredResponse:
     return StoredResponse(201, json_bytes(message), thread_id=message["thread_id"])
 
 
-@router.get("", response_model=MessageList, operation_id="list_messages")
+@router.get("", response_model=MessageList, operation_id="list_messages", responses=problem(422))
 async def list_messages(
-    thread_id: str,
+    thread_id: ThreadIdPath,
     user_id: CurrentUser,
     database: DatabaseDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: str | None = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
     order: Literal["asc", "desc"] = "asc",
 ) -> Response:
     page = await database.read(service.list_messages, user_id, thread_id, limit=limit, cursor=cursor, order=order)

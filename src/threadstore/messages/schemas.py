@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field
 
-from threadstore.limits import JsonObject
-from threadstore.timestamps import rfc3339
+from threadstore.ids import id_pattern
+from threadstore.limits import Content, Metadata
+from threadstore.timestamps import Timestamp, rfc3339
 
 Role = Literal["user", "assistant", "system", "tool"]
 
@@ -16,21 +17,20 @@ class MessageCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role = "user"
-    content: StrictStr
-    metadata: JsonObject = Field(default_factory=dict)
+    content: Content
+    metadata: Metadata = Field(default_factory=dict)
 
 
+# The response shape, for the document: handlers serialize plain dicts for speed.
 class MessageOut(BaseModel):
-    """Documents the response shape; handlers serialize plain dicts for speed."""
-
-    id: str
+    id: Annotated[str, Field(pattern=id_pattern("msg"))]
     object: Literal["message"]
-    thread_id: str
-    seq: int
+    thread_id: Annotated[str, Field(pattern=id_pattern("thr"))]
+    seq: Annotated[int, Field(ge=1)]
     role: Role
     content: str
     metadata: dict[str, Any]
-    created_at: str
+    created_at: Timestamp
 
 
 class MessageList(BaseModel):

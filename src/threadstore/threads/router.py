@@ -5,31 +5,62 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic.json_schema import SkipJsonSchema
 
 from threadstore.errors import PreconditionRequired, Unprocessable
-from threadstore.http.deps import CurrentUser, DatabaseDep, LimitsDep, SettingsDep
-from threadstore.http.preconditions import ANY, none_match, parse_if_match
+from threadstore.http.deps import (
+    CurrentUser,
+    CursorQuery,
+    DatabaseDep,
+    LimitQuery,
+    LimitsDep,
+    SettingsDep,
+    ThreadIdPath,
+)
+from threadstore.http.openapi import AUTHENTICATED, ETAG, JSON_BODY, ONE_THREAD, REPLAYED, problem, thread_links
+from threadstore.http.preconditions import ANY, IF_MATCH_PATTERN, none_match, parse_if_match
 from threadstore.http.responses import etag, json_bytes, thread_response
 from threadstore.idempotency import service as idempotency
-from threadstore.idempotency.schemas import StoredResponse
+from threadstore.idempotency.schemas import IdempotencyKeyHeader, StoredResponse
 from threadstore.threads import service
 from threadstore.threads.auto_rename import auto_rename
 from threadstore.threads.schemas import ThreadCreate, ThreadList, ThreadOut, ThreadPatch
 
-router = APIRouter(prefix="/api/threads", tags=["threads"])
+router = APIRouter(prefix="/api/threads", tags=["threads"], responses=AUTHENTICATED)
+
+_THREAD_ANSWER: dict[int | str, dict[str, Any]] = {200: {"headers": ETAG}}
 
 METADATA_FILTER_PREFIX = "metadata."
 MAX_METADATA_FILTERS = 16  # each count is a distinct statement shape; bounded like everything else
 
 
-@router.post("", status_code=201, response_model=ThreadOut, operation_id="create_thread")
+@router.post(
+    "",
+    status_code=201,
+    response_model=ThreadOut,
+    operation_id="create_thread",
+    responses={
+        201: {
+            "description": "Created; a repeat of an Idempotency-Key replays this answer as it was.",
+            "headers": {
+                "Location": {"description": "The thread's URL.", "required": True, "schema": {"type": "string"}},
+                **ETAG,
+                **REPLAYED,
+            },
+            "links": thread_links("$response.body#/id"),
+        },
+        **JSON_BODY,
+        **problem(404, "The Idempotency-Key created a thread that was deleted for good since."),
+        **problem(409, "A request with this Idempotency-Key is still in flight."),
+    },
+)
 async def create_thread(
     body: ThreadCreate,
     user_id: CurrentUser,
     database: DatabaseDep,
     limits: LimitsDep,
     settings: SettingsDep,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     keyed = idempotency.parse_key(idempotency_key, user_id, "POST", "/api/threads", body)
     ttl = settings.idempotency_ttl_seconds
@@ -42,15 +73,22 @@ def _created(thread: dict[str, Any]) -> StoredResponse:
     return StoredResponse(201, json_bytes(thread), headers, thread_id=thread["id"])
 
 
-@router.get("", response_model=ThreadList, operation_id="list_threads")
+@router.get(
+    "",
+    response_model=ThreadList,
+    operation_id="list_threads",
+    description="Also filters by metadata: `metadata.<key>=<value>` query parameters (at most "
+    f"{MAX_METADATA_FILTERS}) match threads whose metadata has that string value at that key.",
+    responses=problem(422),
+)
 async def list_threads(
     request: Request,
     user_id: CurrentUser,
     database: DatabaseDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: str | None = None,
+    limit: LimitQuery = 20,
+    cursor: CursorQuery = None,
     status: Literal["active", "archived", "all"] = "active",
-    q: Annotated[str | None, Query(max_length=256)] = None,
+    q: Annotated[str | SkipJsonSchema[None], Query(max_length=256)] = None,
 ) -> Response:
     query = service.ListQuery(status=status, limit=limit, cursor=cursor, q=q, metadata=_metadata_filters(request))
     page = await database.read(service.list_threads, user_id, query)
@@ -75,12 +113,21 @@ def _metadata_filters(request: Request) -> list[tuple[str, str]]:
     return filters
 
 
-@router.get("/{thread_id}", response_model=ThreadOut, operation_id="get_thread")
+@router.get(
+    "/{thread_id}",
+    response_model=ThreadOut,
+    operation_id="get_thread",
+    responses={
+        **_THREAD_ANSWER,
+        304: {"description": "If-None-Match names the current version.", "headers": ETAG},
+        **ONE_THREAD,
+    },
+)
 async def get_thread(
-    thread_id: str,
+    thread_id: ThreadIdPath,
     user_id: CurrentUser,
     database: DatabaseDep,
-    if_none_match: Annotated[str | None, Header()] = None,
+    if_none_match: Annotated[str | SkipJsonSchema[None], Header()] = None,
 ) -> Response:
     thread = await database.read(service.get, user_id, thread_id)
     if none_match(if_none_match, thread["version"]):
@@ -88,15 +135,33 @@ async def get_thread(
     return thread_response(thread)
 
 
-@router.patch("/{thread_id}", response_model=ThreadOut, operation_id="update_thread")
+@router.patch(
+    "/{thread_id}",
+    response_model=ThreadOut,
+    operation_id="update_thread",
+    responses={
+        **_THREAD_ANSWER,
+        **ONE_THREAD,
+        **JSON_BODY,
+        **problem(409, "The thread is archived and stays so: restore it (status active) to change it."),
+        **problem(412),
+        **problem(428),
+    },
+)
 async def update_thread(
-    thread_id: str,
+    thread_id: ThreadIdPath,
     body: ThreadPatch,
     user_id: CurrentUser,
     database: DatabaseDep,
     limits: LimitsDep,
     settings: SettingsDep,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: Annotated[
+        str | SkipJsonSchema[None],
+        Header(
+            description='Change only if the thread is at this version (its ETag, e.g. "4"), or exists (`*`).',
+            json_schema_extra={"pattern": IF_MATCH_PATTERN},
+        ),
+    ] = None,
 ) -> Response:
     version = parse_if_match(if_match)
     if version is None and settings.require_if_match:
@@ -110,10 +175,17 @@ async def update_thread(
     "/{thread_id}",
     response_model=ThreadOut,
     operation_id="delete_thread",
-    responses={204: {"description": "Deleted for good (permanent=true)"}},
+    description="Archives the thread (a soft delete: it stays readable, and can be restored); with "
+    "`permanent=true`, deletes it and its messages for good.",
+    responses={
+        200: {"description": "Archived (or already archived): the thread.", "headers": ETAG},
+        204: {"description": "Deleted for good (permanent=true)."},
+        **ONE_THREAD,
+        **problem(422),
+    },
 )
 async def delete_thread(
-    thread_id: str, user_id: CurrentUser, database: DatabaseDep, permanent: bool = False
+    thread_id: ThreadIdPath, user_id: CurrentUser, database: DatabaseDep, permanent: bool = False
 ) -> Response:
     if permanent:
         await database.write(service.delete_permanently, user_id, thread_id)
@@ -122,9 +194,29 @@ async def delete_thread(
     return thread_response(thread)
 
 
-@router.post("/{thread_id}/auto-rename", response_model=ThreadOut, operation_id="auto_rename_thread")
+@router.post(
+    "/{thread_id}/auto-rename",
+    response_model=ThreadOut,
+    operation_id="auto_rename_thread",
+    responses={
+        200: {
+            "description": "Titled from its first user message.",
+            "headers": {
+                **ETAG,
+                "X-Title-Source": {
+                    "description": "Who wrote the title: the configured LLM, or the built-in summarizer.",
+                    "required": True,
+                    "schema": {"type": "string", "enum": ["llm", "fallback"]},
+                },
+            },
+        },
+        **ONE_THREAD,
+        **problem(409, "The thread is archived, or changed while its title was being generated."),
+        **problem(422, "The thread has no user message to title it from."),
+    },
+)
 async def auto_rename_thread(
-    request: Request, thread_id: str, user_id: CurrentUser, database: DatabaseDep, limits: LimitsDep
+    request: Request, thread_id: ThreadIdPath, user_id: CurrentUser, database: DatabaseDep, limits: LimitsDep
 ) -> Response:
     renamed = await auto_rename(database, request.app.state.title_generator, limits, user_id, thread_id)
     return thread_response(renamed.thread, headers={"X-Title-Source": renamed.source})

@@ -2,47 +2,52 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictStr
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
-from threadstore.limits import JsonObject
+from threadstore.ids import id_pattern
+from threadstore.limits import InitialMessages, Metadata, MetadataPatch, Title
 from threadstore.messages.schemas import MessageCreate
-from threadstore.timestamps import rfc3339, rfc3339_or_none
+from threadstore.timestamps import Timestamp, TimestampOrNull, rfc3339, rfc3339_or_none
 
 Status = Literal["active", "archived"]
+ThreadId = Annotated[str, Field(pattern=id_pattern("thr"))]
 
 
 class ThreadCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: StrictStr | None = None
-    metadata: JsonObject | None = None
-    messages: list[MessageCreate] | None = None
+    title: Title | None = None
+    metadata: Metadata | None = None
+    messages: Annotated[list[MessageCreate], InitialMessages] | None = None
 
 
 class ThreadPatch(BaseModel):
-    """Absent and null differ: `title: null` clears the title; `metadata: null` is rejected."""
+    """Only the fields named change. `title: null` clears the title; `metadata` and `status` cannot be null."""
 
+    # A null metadata or status is refused by the service (422, with its own message); SkipJsonSchema keeps
+    # null out of the document, which must not offer what the server refuses.
     model_config = ConfigDict(extra="forbid")
 
-    title: StrictStr | None = None
-    metadata: JsonObject | None = None
-    status: Status | None = None
+    title: Title | None = None
+    metadata: MetadataPatch | SkipJsonSchema[None] = None
+    status: Status | SkipJsonSchema[None] = None
 
 
 class ThreadOut(BaseModel):
-    id: str
+    id: ThreadId
     object: Literal["thread"]
     title: str | None
     metadata: dict[str, Any]
     status: Status
-    created_at: str
-    updated_at: str
-    archived_at: str | None
-    message_count: int
-    last_message_at: str | None
-    version: int
+    created_at: Timestamp
+    updated_at: Timestamp
+    archived_at: TimestampOrNull
+    message_count: Annotated[int, Field(ge=0)]
+    last_message_at: TimestampOrNull
+    version: Annotated[int, Field(ge=1)]
 
 
 class ThreadList(BaseModel):

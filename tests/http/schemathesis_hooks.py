@@ -1,0 +1,54 @@
+"""Schemathesis hooks for tests/http/test_schemathesis.py (loaded by the CLI through SCHEMATHESIS_HOOKS).
+
+Some answers of the contract depend on the state of the data, which no schema can say; docs/api.md lists
+them. An Idempotency-Key belongs to the first body sent with it (another body is 422, before the body is even
+looked at), and generated keys repeat across cases: each case gets a key of its own, of the generated shape.
+The other state-dependent 422s are recognised by the `loc` of the problem's error, so any other rejection of
+schema-valid data still fails the run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from typing import Any
+
+import schemathesis
+from schemathesis.openapi.checks import RejectedPositiveData
+
+from threadstore.idempotency.schemas import KEY_PATTERN
+
+_VALID_KEY = re.compile(KEY_PATTERN)
+_cases = itertools.count(1)
+
+
+@schemathesis.hook
+def map_case(context: Any, case: Any) -> Any:
+    """A valid generated Idempotency-Key gets a suffix no other case has (a malformed one is left alone)."""
+    for name, value in (case.headers or {}).items():
+        if name.lower() == "idempotency-key" and isinstance(value, str) and _VALID_KEY.fullmatch(value):
+            case.headers[name] = f"{value[:240]}~{next(_cases)}"
+    return case
+
+
+# (loc, msg) of the problems that answer state, not shape.
+STATEFUL_REJECTIONS = {
+    # A cursor of the right alphabet that the server never issued (a cursor is opaque: docs/api.md, 422).
+    (("query", "cursor"), "invalid cursor"),
+    # Auto-rename of a thread without a user message (API.md: 422).
+    (("thread", "messages"), "no user message"),
+}
+
+
+@schemathesis.hook
+def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
+    """False (drop the failure) only for a 422 whose every error is one of STATEFUL_REJECTIONS."""
+    if not isinstance(failure, RejectedPositiveData) or response.status_code != 422:
+        return True
+    try:
+        errors = json.loads(response.content)["errors"]
+        found = {(tuple(error["loc"]), error["msg"]) for error in errors}
+    except (ValueError, KeyError, TypeError):
+        return True
+    return not (found and found <= STATEFUL_REJECTIONS)
