@@ -201,7 +201,11 @@ class Hub:
         for user_id in {event.user_id for event in page}:
             for subscription in list(self._subscriptions.get(user_id, ())):
                 if subscription.behind >= self._capacity or subscription.behind_bytes >= self._capacity_bytes:
-                    log.info("closing an event stream that fell %d events behind", subscription.behind)
+                    log.info(
+                        "closing an event stream that fell %d events (%d bytes) behind",
+                        subscription.behind,
+                        subscription.behind_bytes,
+                    )
                     subscription.close(OVERFLOW)
                     self.unsubscribe(subscription)
         for event in page:
