@@ -17,7 +17,10 @@ from tests.harness.client import Api
 from threadstore.db import event_body
 from threadstore.db.tables import event_gaps, events
 
-PATIENCE_BOUND = 3.0  # seconds: the publisher's patience (0.2 s) and a poll, with room for a busy machine
+# Seconds to wait for a delivery that must not need the long transaction to end: the long transaction is held
+# until after the wait, so any delivery proves the point; the bound only stops a broken run. Generous: on a
+# busy 2-core machine 3 s was sometimes too little.
+PATIENCE_BOUND = 15.0
 
 
 async def test_no_statement_ever_updates_an_event_row(api: Api) -> None:
@@ -81,15 +84,13 @@ async def test_a_long_transaction_in_another_database_does_not_hold_back_deliver
                 event_body.raw('{"id": "x"}'),
             )
             await rolled_back.rollback()  # an id taken and never committed, below the next event's
-            started = time.monotonic()
             created = await api.create_thread(user)
             frame = await stream.event(within=PATIENCE_BOUND)
             assert frame is not None and frame.data == created
-            assert time.monotonic() - started < PATIENCE_BOUND
         assert await _gap_count(api) == 1
         await other.execute("ROLLBACK")
         # With the long transaction over, a look drops the gap: its id can never commit now.
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + PATIENCE_BOUND
         while await _gap_count(api) and time.monotonic() < deadline:
             await api.create_thread(new_user())
             await asyncio.sleep(0.1)
