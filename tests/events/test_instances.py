@@ -17,7 +17,7 @@ from tests.harness.app import running_api
 from tests.harness.client import Api, Frame
 from tests.pg_server import PgServer
 
-pytestmark = pytest.mark.postgres_only
+pytestmark = [pytest.mark.postgres_only, pytest.mark.through_pgbouncer]
 
 # The contract's bound. With the default poll interval (0.5 s), even a lost NOTIFY stays within it.
 CROSS_INSTANCE_SECONDS = 1.0

@@ -14,6 +14,8 @@ from tests.conftest import new_user
 from tests.harness.client import Api
 from tests.http.problems import assert_problem
 
+pytestmark = pytest.mark.through_pgbouncer
+
 
 async def test_every_write_arrives_as_its_event_with_the_object_the_api_returned(api: Api) -> None:
     user = new_user()

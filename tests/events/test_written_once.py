@@ -17,6 +17,8 @@ from tests.harness.client import Api
 from threadstore.db import event_body
 from threadstore.db.tables import event_gaps, events
 
+pytestmark = pytest.mark.through_pgbouncer
+
 PATIENCE_BOUND = 3.0  # seconds: the publisher's patience (0.2 s) and a poll, with room for a busy machine
 
 

@@ -40,6 +40,8 @@ from tests.safety.state import (
 )
 from threadstore.auth import issue_token
 
+pytestmark = pytest.mark.through_pgbouncer
+
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 @pytest.mark.parametrize("endpoint", WRITE_ENDPOINTS, ids=[e.name for e in WRITE_ENDPOINTS])

@@ -46,6 +46,8 @@ from tests.safety.state import (
     snapshot,
 )
 
+pytestmark = pytest.mark.through_pgbouncer
+
 ROUNDS = 3 if LONG else 1
 
 
