@@ -142,7 +142,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep, drop = [], []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        backend = params.get("backend", params.get("target"))
+        backend = params.get("backend", params.get("target", params.get("kind")))
         wrong = (
             (item.get_closest_marker("postgres_only") and backend == "sqlite")
             or (item.get_closest_marker("sqlite_only") and backend in ("postgresql", "pgbouncer"))

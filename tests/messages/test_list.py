@@ -10,8 +10,6 @@ import pytest
 from tests.conftest import Api, Factory, new_user
 from tests.http.problems import assert_problem
 
-pytestmark = pytest.mark.through_pgbouncer
-
 
 def url(thread_id: str) -> str:
     return f"/api/threads/{thread_id}/messages"

@@ -21,6 +21,7 @@ from tests.safety.state import assert_clean_failure, assert_nothing_held, assert
 
 LOCK_TIMEOUT_MS = 500
 BUSY_TIMEOUT_MS = 500
+GIVE_UP_SECONDS = 10.0
 
 
 @asynccontextmanager
@@ -68,7 +69,8 @@ async def test_a_held_lock_fails_the_request_within_the_lock_timeout(
     before = await snapshot(api.backend)
     async with row_locked(api.backend, thread["id"]):
         started = time.monotonic()
-        response = await api.request(method, url, user=user, **({"json": body} if body else {}))
+        async with asyncio.timeout(GIVE_UP_SECONDS):  # a bound that does not hold fails here, never hangs the run
+            response = await api.request(method, url, user=user, **({"json": body} if body else {}))
         elapsed = time.monotonic() - started
     assert_clean_failure(response)
     assert response.status_code == 503  # lock_not_available / database is locked: busy, retry later
@@ -94,7 +96,8 @@ async def test_a_read_waiting_on_a_table_lock_fails_within_the_lock_timeout(
         async with conn.transaction():
             await conn.execute("LOCK TABLE threads IN ACCESS EXCLUSIVE MODE")
             started = time.monotonic()
-            response = await api.request("GET", f"/api/threads/{thread['id']}", user=user)
+            async with asyncio.timeout(GIVE_UP_SECONDS):
+                response = await api.request("GET", f"/api/threads/{thread['id']}", user=user)
             elapsed = time.monotonic() - started
     finally:
         await conn.close()

@@ -7,8 +7,6 @@ import pytest
 from tests.conftest import Api, Factory
 from tests.threads.helpers import append, assert_problem, assert_thread_response, same_problem
 
-pytestmark = pytest.mark.through_pgbouncer
-
 URL = "/api/threads"
 
 
