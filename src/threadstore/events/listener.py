@@ -4,8 +4,8 @@ One dedicated connection outside the pool (LISTEN is session state a pooled conn
 is never in a transaction), straight to PostgreSQL: through a pooler in transaction mode the LISTEN would
 register on a server session that other clients' transactions then run on.
 
-A NOTIFY is only a wake-up: the hub reads the events themselves, and polls
-anyway, so a notification lost while this connection was down delays delivery by one poll at most.
+A NOTIFY is only a wake-up: the hub reads the events themselves, and polls anyway, so a notification lost
+while this connection was down delays delivery by one poll at most.
 """
 
 from __future__ import annotations
