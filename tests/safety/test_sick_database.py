@@ -172,7 +172,7 @@ async def test_killing_every_app_connection_under_load_is_survived(api: Api, use
             await asyncio.sleep(0.05)
             killed += await killer.fetchval(
                 "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE application_name = $1) AS t",
+                " WHERE application_name = $1 AND datname = current_database()) AS t",
                 api.app.state.settings.application_name,
             )
         return killed
