@@ -77,7 +77,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         bar = "!" * 78
         terminalreporter.write_line(bar, red=True, bold=True)
         terminalreporter.write_line(f"PgBouncer SUITE SKIPPED: {bouncer_missing}", red=True, bold=True)
-        terminalreporter.write_line("Install it (apt-get install pgbouncer; scripts/bootstrap does as root).", red=True)
+        terminalreporter.write_line("Install it (apt-get install pgbouncer; scripts/test does so as root).", red=True)
         terminalreporter.write_line(bar, red=True, bold=True)
     elif (bouncer := _pg_state.get("pgbouncer")) is not None:
         terminalreporter.write_line(f"PgBouncer suite ran through: {bouncer.version} (transaction mode)")
