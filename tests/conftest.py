@@ -1,6 +1,7 @@
 """Fixtures of the test harness (tests/harness): every API test runs on SQLite and on PostgreSQL, through the
 real ASGI app and the real transaction owner. Each run makes its own databases; nothing depends on state
-from an earlier run.
+from an earlier run. Modules marked `through_pgbouncer` run on a third backend too: PostgreSQL through
+PgBouncer in transaction mode (tests/harness/pgbouncer.py).
 
 After every test that used an app, the harness asserts the pool has no checked-out connection and, on
 PostgreSQL, that no backend of this run is left `idle in transaction`.
@@ -27,6 +28,8 @@ from tests.harness.databases import (
     make_settings,
     new_user,
 )
+from tests.harness.pgbouncer import PgBouncer
+from tests.harness.pgbouncer import start as start_pgbouncer
 from tests.pg_server import PgServer, find_server
 
 # Test modules import these from here, as they did before the harness moved to tests/harness.
@@ -49,6 +52,9 @@ _pg_state: dict[str, Any] = {}
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: the test needs SQLite (skipped on PostgreSQL)")
+    config.addinivalue_line(
+        "markers", "through_pgbouncer: the module also runs on PostgreSQL through PgBouncer (transaction mode)"
+    )
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -66,6 +72,15 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         server = _pg_state.get("server")
         if server is not None:
             terminalreporter.write_line(f"PostgreSQL suite ran against: {server.how}")
+    bouncer_missing = _pg_state.get("pgbouncer_missing")
+    if bouncer_missing:
+        bar = "!" * 78
+        terminalreporter.write_line(bar, red=True, bold=True)
+        terminalreporter.write_line(f"PgBouncer SUITE SKIPPED: {bouncer_missing}", red=True, bold=True)
+        terminalreporter.write_line("Install it (apt-get install pgbouncer; scripts/test does so as root).", red=True)
+        terminalreporter.write_line(bar, red=True, bold=True)
+    elif (bouncer := _pg_state.get("pgbouncer")) is not None:
+        terminalreporter.write_line(f"PgBouncer suite ran through: {bouncer.version} (transaction mode)")
 
 
 @pytest.fixture(scope="session")
@@ -81,21 +96,57 @@ def pg_server() -> Iterator[PgServer | None]:
         server.stop()
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session")
+def pgbouncer(pg_server: PgServer | None) -> Iterator[PgBouncer]:
+    """PgBouncer in transaction mode in front of the run's PostgreSQL server. Without its binary the tests
+    through it are skipped loudly, and fail when `CI` is set."""
+    if pg_server is None:
+        pytest.skip("PostgreSQL is not available (see the banner at the end of the run)")
+    bouncer = start_pgbouncer(pg_server)
+    if bouncer is None:
+        message = "no pgbouncer binary (apt-get install pgbouncer)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set and {message}: the PgBouncer suite is required.")
+        _pg_state["pgbouncer_missing"] = message
+        pytest.skip(message)
+    _pg_state["pgbouncer"] = bouncer
+    try:
+        yield bouncer
+    finally:
+        bouncer.stop()
+
+
+def pooler_for(kind: str, request: pytest.FixtureRequest) -> PgBouncer | None:
+    """The run's PgBouncer when `kind` is "pgbouncer" (started on first use), else None."""
+    if kind != "pgbouncer":
+        return None
+    bouncer: PgBouncer = request.getfixturevalue("pgbouncer")
+    return bouncer
+
+
+BACKENDS = ["sqlite", "postgresql", "pgbouncer"]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
 async def backend(
     request: pytest.FixtureRequest, pg_server: PgServer | None, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Backend]:
-    async with fresh_database(request.param, pg_server, tmp_path_factory.mktemp("db")) as created:
+    pooler = pooler_for(request.param, request)
+    async with fresh_database(request.param, pg_server, tmp_path_factory.mktemp("db"), pooler=pooler) as created:
         yield created
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A backend-specific test is collected for its backend only (deselected, not skipped, elsewhere)."""
+    """A backend-specific test is collected for its backend only (deselected, not skipped, elsewhere); the
+    PgBouncer backend only for modules marked `through_pgbouncer`."""
     keep, drop = [], []
     for item in items:
-        backend = getattr(getattr(item, "callspec", None), "params", {}).get("backend")
-        wrong = (item.get_closest_marker("postgres_only") and backend == "sqlite") or (
-            item.get_closest_marker("sqlite_only") and backend == "postgresql"
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        backend = params.get("backend", params.get("target", params.get("kind")))
+        wrong = (
+            (item.get_closest_marker("postgres_only") and backend == "sqlite")
+            or (item.get_closest_marker("sqlite_only") and backend in ("postgresql", "pgbouncer"))
+            or (backend == "pgbouncer" and not item.get_closest_marker("through_pgbouncer"))
         )
         (drop if wrong else keep).append(item)
     if drop:

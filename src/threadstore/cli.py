@@ -50,13 +50,16 @@ def _positive_int(text: str) -> int:
 
 def _migrate() -> int:
     from threadstore.db import migrate
+    from threadstore.db.bounds import SessionDefaults
     from threadstore.logs import configure
 
     settings = load_settings()
     configure(settings.log_level)
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate.run(settings.resolved_database_url)
+    through_pooler = settings.database_pool_mode == "transaction"
+    defaults = SessionDefaults.of(settings) if through_pooler else None
+    migrate.run(settings.resolved_direct_database_url, role_defaults=defaults)
     print(f"schema is at revision {migrate.head_revision()}", file=sys.stderr)
     return 0
 

@@ -26,6 +26,11 @@ class Settings(BaseSettings):
 
     data_dir: Path = DEFAULT_DATA_DIR
     database_url: str | None = None
+    # "transaction": database_url is a pooler in transaction mode (PgBouncer pool_mode=transaction), so no
+    # session state may be relied on through it (docs/architecture.md, "Through a transaction pooler").
+    database_pool_mode: Literal["session", "transaction"] = "session"
+    # A connection straight to PostgreSQL for what needs a session of its own: LISTEN and the migration lock.
+    direct_database_url: str | None = None
     jwt_secret: SecretStr | None = None
     # The contract enforces `exp` only when a token has one; a token without it is good forever once leaked.
     require_exp: bool = False
@@ -100,6 +105,19 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'threadstore.db').resolve()}"
+
+    @property
+    def resolved_direct_database_url(self) -> str:
+        """Where LISTEN and the migration lock connect: the direct URL, else the main one, which under a
+        transaction pooler would carry them on server sessions other clients share."""
+        if self.direct_database_url:
+            return self.direct_database_url
+        if self.database_pool_mode == "transaction":
+            raise ConfigError(
+                "THREADSTORE_DATABASE_POOL_MODE=transaction needs THREADSTORE_DIRECT_DATABASE_URL: LISTEN and the "
+                "migration lock need a session of their own, straight to PostgreSQL"
+            )
+        return self.resolved_database_url
 
     @property
     def is_sqlite(self) -> bool:

@@ -140,6 +140,7 @@ async def test_failed_statement_rolls_back_the_whole_unit(api: Api, user: str) -
 
 
 @pytest.mark.postgres_only
+@pytest.mark.through_pgbouncer
 async def test_row_lock_held_elsewhere_gives_503_within_lock_timeout(backend: Backend, tmp_path: Path) -> None:
     settings = make_settings(backend, tmp_path, lock_timeout_ms=300)
     async with running_api(backend, settings) as api:
@@ -192,6 +193,7 @@ async def test_unreachable_database_gives_503_and_readyz_503(backend: Backend, t
 
 
 @pytest.mark.postgres_only
+@pytest.mark.through_pgbouncer
 async def test_every_connection_carries_the_configured_bounds(backend: Backend, tmp_path: Path) -> None:
     settings = make_settings(
         backend, tmp_path, statement_timeout_ms=1234, lock_timeout_ms=567, idle_in_transaction_timeout_ms=8901

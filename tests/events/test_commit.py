@@ -22,6 +22,8 @@ from tests.pg_server import PgServer
 from threadstore.db import event_body
 from threadstore.db.tables import events
 
+pytestmark = pytest.mark.through_pgbouncer
+
 
 async def _recorded_types(api: Api, user: str) -> list[str]:
     async with api.database.engine.connect() as conn:

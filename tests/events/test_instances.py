@@ -23,6 +23,7 @@ pytestmark = pytest.mark.postgres_only
 CROSS_INSTANCE_SECONDS = 1.0
 
 
+@pytest.mark.through_pgbouncer  # LISTEN straight to PostgreSQL, writes through PgBouncer
 async def test_a_write_on_one_instance_reaches_a_stream_on_another_within_a_second(
     backend: Backend, tmp_path: Path
 ) -> None:
@@ -47,6 +48,7 @@ async def test_a_write_on_one_instance_reaches_a_stream_on_another_within_a_seco
                 assert frame.received - committed < CROSS_INSTANCE_SECONDS
 
 
+@pytest.mark.through_pgbouncer  # LISTEN straight to PostgreSQL, writes through PgBouncer
 async def test_delivery_across_instances_survives_a_lost_listen_connection(backend: Backend, tmp_path: Path) -> None:
     """The reader's LISTEN connection is killed: notifications are lost until it reconnects, and the poll
     still brings the other instance's writes within the bound."""

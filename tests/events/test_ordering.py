@@ -19,6 +19,8 @@ from tests.harness.client import Api
 from threadstore.db import event_body
 from threadstore.db.tables import events
 
+pytestmark = pytest.mark.through_pgbouncer
+
 USERS = 4
 THREADS_PER_USER = 5
 EVENTS_PER_USER = 25  # 1,000 in all

@@ -7,8 +7,12 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Backend, new_user
 from tests.harness.processes import ServeProcess
+
+pytestmark = pytest.mark.through_pgbouncer
 
 
 async def test_sigterm_ends_open_streams_cleanly(backend: Backend, tmp_path: Path) -> None:

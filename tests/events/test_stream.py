@@ -20,6 +20,8 @@ from threadstore.db.unit_of_work import Tx
 from threadstore.events import repository
 from threadstore.events.repository import DeliveredPage
 
+pytestmark = pytest.mark.through_pgbouncer
+
 
 async def test_every_write_arrives_as_its_event_with_the_object_the_api_returned(api: Api) -> None:
     user = new_user()

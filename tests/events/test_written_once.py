@@ -17,6 +17,8 @@ from tests.harness.client import Api
 from threadstore.db import event_body
 from threadstore.db.tables import event_gaps, events
 
+pytestmark = pytest.mark.through_pgbouncer
+
 # Seconds to wait for a delivery that must not need the long transaction to end: the long transaction is held
 # until after the wait, so any delivery proves the point; the bound only stops a broken run. Generous: on a
 # busy 2-core machine 3 s was sometimes too little.

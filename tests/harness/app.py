@@ -12,7 +12,7 @@ import httpx
 from sqlalchemy import event
 
 from tests.harness.client import Api
-from tests.harness.databases import Backend, idle_in_transaction
+from tests.harness.databases import Backend, idle_in_transaction, use_session_defaults
 from tests.harness.server import serve_in_process
 from threadstore.app import build_asgi
 from threadstore.config import Settings
@@ -26,6 +26,7 @@ async def running_api(backend: Backend, settings: Settings, *, real_socket: bool
     `real_socket`, uvicorn serves it on a TCP port and runs its lifespan, which an endless event stream or a
     client dropping its connection needs. After shutdown, either way: every pooled connection was returned
     and, on PostgreSQL, no transaction of this run is left open."""
+    await use_session_defaults(backend, settings)
     app, asgi = build_asgi(settings)
     if real_socket:
         async with serve_in_process(asgi, lifespan="on") as url:

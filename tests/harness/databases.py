@@ -12,10 +12,15 @@ from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
+from tests.harness.pgbouncer import PgBouncer
 from tests.pg_server import PgServer
 from threadstore.config import Settings
 from threadstore.db import migrate
+from threadstore.db.bounds import SessionDefaults, applied, write_role_defaults
 
 JWT_SECRET = "test-secret-" + "x" * 40
 RUN_ID = secrets.token_hex(4)
@@ -23,15 +28,33 @@ RUN_ID = secrets.token_hex(4)
 APP_NAME = f"threadstore-test-{RUN_ID}"
 
 
+POSTGRES_BACKENDS = ("postgresql", "pgbouncer")
+
+
 @dataclass
 class Backend:
+    """`pgbouncer`: PostgreSQL through PgBouncer in transaction mode; `url` is PgBouncer's, `direct_url` the
+    database's own (the app's THREADSTORE_DIRECT_DATABASE_URL)."""
+
     name: str
     url: str
-    dsn: str | None = None  # plain libpq DSN of the test database (PostgreSQL only)
+    dsn: str | None = None  # plain libpq DSN of the test database, straight to PostgreSQL (PostgreSQL only)
+    direct_url: str | None = None
+    pooler: PgBouncer | None = None
 
     @property
     def is_postgres(self) -> bool:
-        return self.name == "postgresql"
+        return self.name in POSTGRES_BACKENDS
+
+    @property
+    def through_pooler(self) -> bool:
+        return self.pooler is not None
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that point an app (or `threadstore serve`) at this database."""
+        if self.pooler is None:
+            return {"database_url": self.url}
+        return {"database_url": self.url, "database_pool_mode": "transaction", "direct_database_url": self.direct_url}
 
 
 def new_user() -> str:
@@ -40,7 +63,7 @@ def new_user() -> str:
 
 def make_settings(backend: Backend, tmp: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "database_url": backend.url,
+        **backend.settings(),
         "jwt_secret": JWT_SECRET,
         "data_dir": tmp,
         "application_name": APP_NAME,
@@ -73,11 +96,30 @@ async def _drop_pg_database(server: PgServer, name: str) -> None:
         await conn.close()
 
 
+async def use_session_defaults(backend: Backend, settings: Settings) -> None:
+    """Through PgBouncer: makes `settings`' bounds the database's, as an operator does when changing them
+    (`threadstore migrate`, then RECONNECT), so an app with bounds of its own runs under them."""
+    if backend.pooler is None or backend.direct_url is None:
+        return
+    wanted = SessionDefaults.of(settings)
+    engine = create_async_engine(backend.direct_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            if await applied(conn) == wanted:
+                return
+            await write_role_defaults(conn, wanted)
+    finally:
+        await engine.dispose()
+    await backend.pooler.reconnect(make_url(backend.direct_url).database or "")
+
+
 @asynccontextmanager
 async def fresh_database(
-    kind: str, server: PgServer | None, tmp: Path, *, migrated: bool = True
+    kind: str, server: PgServer | None, tmp: Path, *, migrated: bool = True, pooler: PgBouncer | None = None
 ) -> AsyncIterator[Backend]:
-    """A new database of `kind` (migrated unless told otherwise); dropped afterwards."""
+    """A new database of `kind` (migrated unless told otherwise); dropped afterwards. `kind` "pgbouncer" is a
+    PostgreSQL database reached through `pooler`, migrated as `threadstore migrate` does behind it."""
     if kind == "sqlite":
         path = tmp / f"threadstore-{uuid.uuid4().hex[:8]}.db"
         backend = Backend("sqlite", f"sqlite+aiosqlite:///{path}")
@@ -90,9 +132,16 @@ async def fresh_database(
     name = f"threadstore_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
     await execute_sql(server.dsn(), f'CREATE DATABASE "{name}"')
     try:
-        backend = Backend("postgresql", server.database_url(name), server.dsn(name))
+        if kind == "pgbouncer":
+            assert pooler is not None, "a database through PgBouncer needs the run's PgBouncer"
+            direct = server.database_url(name)
+            backend = Backend(kind, pooler.database_url(name), server.dsn(name), direct_url=direct, pooler=pooler)
+            defaults: SessionDefaults | None = SessionDefaults.of(make_settings(backend, tmp))
+        else:
+            backend = Backend("postgresql", server.database_url(name), server.dsn(name))
+            defaults = None
         if migrated:
-            await migrate.upgrade(backend.url)
+            await migrate.upgrade(backend.direct_url or backend.url, role_defaults=defaults)
         yield backend
     finally:
         await _drop_pg_database(server, name)

@@ -106,7 +106,9 @@ class ServeProcess:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.args = list(args)
-        defaults = {"application_name": f"{APP_NAME}-serve", "log_level": "WARNING"}
+        defaults: dict[str, object] = {"application_name": f"{APP_NAME}-serve", "log_level": "WARNING"}
+        if backend is not None:  # through PgBouncer: its pool mode and the direct URL too
+            defaults.update({k: v for k, v in backend.settings().items() if k != "database_url"})
         # What it runs with; a change (a fake LLM's THREADSTORE_LLM_* variables, say) counts from the next start.
         self.env = threadstore_env(
             workdir,

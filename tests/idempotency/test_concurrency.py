@@ -17,6 +17,8 @@ from threadstore.idempotency.schemas import StoredResponse
 from threadstore.threads import service as threads_service
 from threadstore.threads.schemas import ThreadCreate
 
+pytestmark = pytest.mark.through_pgbouncer
+
 CONCURRENT = 20
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import Api, Factory, new_user
 from tests.http.problems import assert_problem, key_count, message_count, thread_count
+
+pytestmark = pytest.mark.through_pgbouncer
 
 THREAD_BODY: dict[str, Any] = {
     "title": "Trip to Lisbon",

@@ -10,6 +10,8 @@ import pytest
 from tests.conftest import Api, Factory, new_user
 from tests.http.problems import RFC3339_MS_Z, assert_problem, message_count
 
+pytestmark = pytest.mark.through_pgbouncer
+
 MAX_CONTENT = 262_144
 
 

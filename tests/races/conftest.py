@@ -11,7 +11,7 @@ from scripts.torture.client import Client, torture_server
 from scripts.torture.dbview import Inspector
 from scripts.torture.llm import FakeLlm
 
-from tests.conftest import fresh_database
+from tests.conftest import fresh_database, pooler_for
 from tests.harness.processes import ServeProcess
 from tests.pg_server import PgServer
 
@@ -20,6 +20,7 @@ TARGETS = {
     "sqlite": ("sqlite", "SERIALIZABLE"),  # SQLite is serializable whatever the setting says
     "postgresql": ("postgresql", "READ COMMITTED"),
     "postgresql-serializable": ("postgresql", "SERIALIZABLE"),
+    "pgbouncer": ("pgbouncer", "READ COMMITTED"),  # modules marked through_pgbouncer only
 }
 
 
@@ -40,11 +41,11 @@ async def target(
 ) -> AsyncIterator[Target]:
     kind, isolation = TARGETS[request.param]
     tmp: Path = tmp_path_factory.mktemp(f"race-{request.param}")
-    async with fresh_database(kind, pg_server, tmp) as backend:
+    async with fresh_database(kind, pg_server, tmp, pooler=pooler_for(kind, request)) as backend:
         llm = FakeLlm()
         await llm.start()
         server = torture_server(tmp, backend, isolation_level=isolation, **llm.settings())
-        db = Inspector(backend.url)
+        db = Inspector(backend.direct_url or backend.url)
         client = Client(server.base_url, connections=80)
         try:
             await server.start()

@@ -12,6 +12,8 @@ from scripts.torture.races import FAMILIES, Race
 
 from tests.races.conftest import Target
 
+pytestmark = pytest.mark.through_pgbouncer
+
 CLIENTS = 32
 
 

@@ -8,17 +8,18 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Api, Backend, fresh_database
+from tests.conftest import BACKENDS, Api, Backend, fresh_database, pooler_for
 from tests.pg_server import PgServer
 from tests.safety.faults import Injector, install_commit_trigger
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=BACKENDS)
 async def backend(
     request: pytest.FixtureRequest, pg_server: PgServer | None, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Backend]:
     """Overrides the session database: these tests add a test-only trigger and snapshot whole tables."""
-    async with fresh_database(request.param, pg_server, tmp_path_factory.mktemp("safety")) as created:
+    pooler = pooler_for(request.param, request)
+    async with fresh_database(request.param, pg_server, tmp_path_factory.mktemp("safety"), pooler=pooler) as created:
         if created.is_postgres:
             assert created.dsn is not None
             await install_commit_trigger(created.dsn)

@@ -17,12 +17,14 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import (
+    BACKENDS,
     JWT_SECRET,
     Backend,
     fresh_database,
     idle_in_transaction,
     make_settings,
     new_user,
+    pooler_for,
     running_api,
 )
 from tests.pg_server import PgServer
@@ -40,11 +42,16 @@ from tests.safety.state import (
 )
 from threadstore.auth import issue_token
 
+pytestmark = pytest.mark.through_pgbouncer
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+
+@pytest.mark.parametrize("kind", BACKENDS)
 @pytest.mark.parametrize("endpoint", WRITE_ENDPOINTS, ids=[e.name for e in WRITE_ENDPOINTS])
-async def test_cancellation_sweep(endpoint: Endpoint, kind: str, pg_server: PgServer | None, tmp_path: Path) -> None:
-    async with fresh_database(kind, pg_server, tmp_path) as backend:  # noqa: SIM117 (api needs backend)
+async def test_cancellation_sweep(
+    endpoint: Endpoint, kind: str, pg_server: PgServer | None, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    pooler = pooler_for(kind, request)
+    async with fresh_database(kind, pg_server, tmp_path, pooler=pooler) as backend:  # noqa: SIM117 (api needs backend)
         async with (
             running_api(backend, make_settings(backend, tmp_path)) as api,
             Injector(api.database.engine, backend) as injector,

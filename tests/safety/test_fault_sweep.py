@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import fresh_database, make_settings, new_user, running_api
+from tests.conftest import BACKENDS, fresh_database, make_settings, new_user, pooler_for, running_api
 from tests.pg_server import PgServer
 from tests.safety.endpoints import ENDPOINTS, LONG, Endpoint, has_events_endpoint
 from tests.safety.faults import (
@@ -46,13 +46,17 @@ from tests.safety.state import (
     snapshot,
 )
 
+pytestmark = pytest.mark.through_pgbouncer
+
 ROUNDS = 3 if LONG else 1
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("kind", BACKENDS)
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=[e.name for e in ENDPOINTS])
-async def test_fault_sweep(endpoint: Endpoint, kind: str, pg_server: PgServer | None, tmp_path: Path) -> None:
-    async with fresh_database(kind, pg_server, tmp_path) as backend:
+async def test_fault_sweep(
+    endpoint: Endpoint, kind: str, pg_server: PgServer | None, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    async with fresh_database(kind, pg_server, tmp_path, pooler=pooler_for(kind, request)) as backend:
         if backend.is_postgres:
             assert backend.dsn is not None
             await install_commit_trigger(backend.dsn)

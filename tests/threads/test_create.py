@@ -19,6 +19,8 @@ from tests.threads.helpers import (
     stored_thread_count,
 )
 
+pytestmark = pytest.mark.through_pgbouncer
+
 URL = "/api/threads"
 
 

@@ -16,6 +16,8 @@ from tests.threads.helpers import (
     stored_message_count,
 )
 
+pytestmark = pytest.mark.through_pgbouncer
+
 URL = "/api/threads"
 
 

@@ -19,6 +19,8 @@ from tests.threads.helpers import (
     set_updated_at,
 )
 
+pytestmark = pytest.mark.through_pgbouncer
+
 URL = "/api/threads"
 
 

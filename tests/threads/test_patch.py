@@ -18,6 +18,8 @@ from tests.threads.helpers import (
     same_problem,
 )
 
+pytestmark = pytest.mark.through_pgbouncer
+
 URL = "/api/threads"
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from threadstore.config import Settings
+from threadstore.db.bounds import SessionDefaults
 
 # Execution option set on write units; the SQLite engine's "begin" hook then takes the write lock up front.
 WRITE_OPTION = "threadstore_write"
@@ -21,23 +22,21 @@ def _json_dumps(value: Any) -> str:
 
 
 def create_engine(
-    settings: Settings, *, sqlite_connection: type[sqlite3.Connection] = sqlite3.Connection
+    settings: Settings, *, sqlite_connection: type[sqlite3.Connection] = sqlite3.Connection, url: str | None = None
 ) -> AsyncEngine:
-    """`sqlite_connection`: the DBAPI connection class of a SQLite engine (the unit of work passes its own)."""
-    url = make_url(settings.resolved_database_url)
-    if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(settings, url.render_as_string(hide_password=False), sqlite_connection)
-    return _postgres_engine(settings, url.render_as_string(hide_password=False))
+    """`sqlite_connection`: the DBAPI connection class of a SQLite engine (the unit of work passes its own).
+    `url`: another database than the configured one, reached the same way (e.g. a replica)."""
+    parsed = make_url(url or settings.resolved_database_url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(settings, parsed.render_as_string(hide_password=False), sqlite_connection)
+    return _postgres_engine(settings, parsed.render_as_string(hide_password=False))
 
 
 def _postgres_engine(settings: Settings, url: str) -> AsyncEngine:
-    server_settings = {
-        "application_name": settings.application_name,
-        "statement_timeout": str(settings.statement_timeout_ms),
-        "lock_timeout": str(settings.lock_timeout_ms),
-        "idle_in_transaction_session_timeout": str(settings.idle_in_transaction_timeout_ms),
-        "default_transaction_isolation": settings.isolation_level.lower(),
-    }
+    through_pooler = settings.database_pool_mode == "transaction"
+    server_settings = {"application_name": settings.application_name}  # PgBouncer tracks it per client
+    if not through_pooler:
+        server_settings.update(SessionDefaults.of(settings).parameters())  # else the role's: db/bounds.py
     return create_async_engine(
         url,
         pool_size=settings.pool_size,
@@ -51,10 +50,29 @@ def _postgres_engine(settings: Settings, url: str) -> AsyncEngine:
         connect_args={
             "server_settings": server_settings,
             "timeout": settings.connect_timeout,
-            # Statements are cached by SQLAlchemy's compiled cache; asyncpg's own prepared-statement cache
-            # stays on for speed (set THREADSTORE_DATABASE_URL ?prepared_statement_cache_size=0 for PgBouncer).
+            **(_TRANSACTION_POOLER_STATEMENTS if through_pooler else {}),
         },
     )
+
+
+def _unnamed() -> str:
+    return ""
+
+
+# Through a transaction pooler consecutive transactions (and, without BEGIN, consecutive statements) of one
+# client connection run on different server sessions, so nothing may be prepared in one and used in another.
+# SQLAlchemy's statement cache would reuse a statement prepared earlier; asyncpg names a statement it prepares
+# (`__asyncpg_stmt_N__`, numbered per client connection, so two clients' names collide on one server session).
+# Both caches off and every statement unnamed: the unnamed statement belongs to no later message, and asyncpg,
+# its own cache off, parses it again in the same message sequence that binds and runs it (asyncpg#1058) —
+# so a statement never depends on the server session it was described on. No statement is left behind on a
+# server session either, as unique names would leave. Off the pooler SQLAlchemy's cache stays on: a cached
+# statement saves a round trip per statement.
+_TRANSACTION_POOLER_STATEMENTS: dict[str, Any] = {
+    "prepared_statement_cache_size": 0,
+    "statement_cache_size": 0,
+    "prepared_statement_name_func": _unnamed,
+}
 
 
 def _sqlite_engine(settings: Settings, url: str, connection: type[sqlite3.Connection]) -> AsyncEngine:

@@ -1,6 +1,9 @@
 """Schema migrations through Alembic, safe when several instances start at once.
 
-PostgreSQL: a session-level advisory lock on a dedicated (unpooled) connection serializes migrators.
+PostgreSQL: a session-level advisory lock on a dedicated (unpooled) connection serializes migrators. It needs a
+session of its own, so it is taken straight on PostgreSQL, never through a transaction pooler (the caller
+passes THREADSTORE_DIRECT_DATABASE_URL). Behind such a pooler the migrator also writes the app's session
+defaults for its role (db/bounds.py).
 SQLite: an exclusive file lock beside the database file does the same across processes.
 """
 
@@ -21,6 +24,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+
+from threadstore.db.bounds import UNBOUNDED, SessionDefaults, write_role_defaults
 
 log = logging.getLogger("threadstore.migrate")
 
@@ -48,17 +53,21 @@ def _upgrade(sync_conn: Connection) -> None:
     command.upgrade(config, "head")
 
 
-async def upgrade(database_url: str) -> None:
+async def upgrade(database_url: str, *, role_defaults: SessionDefaults | None = None) -> None:
+    """`role_defaults` (PostgreSQL): also make these the session defaults of the role in the database."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         async with _file_lock(url.database):
             await _run_upgrade(database_url)
     else:
-        await _run_upgrade(database_url, pg_lock=True)
+        await _run_upgrade(database_url, pg_lock=True, role_defaults=role_defaults)
 
 
-async def _run_upgrade(database_url: str, *, pg_lock: bool = False) -> None:
-    engine = create_async_engine(database_url, poolclass=NullPool)
+async def _run_upgrade(
+    database_url: str, *, pg_lock: bool = False, role_defaults: SessionDefaults | None = None
+) -> None:
+    connect_args = {"server_settings": UNBOUNDED} if pg_lock else {}
+    engine = create_async_engine(database_url, poolclass=NullPool, connect_args=connect_args)
     try:
         if pg_lock:
             # The lock lives on its own autocommit connection, so Alembic keeps full control of the
@@ -68,6 +77,8 @@ async def _run_upgrade(database_url: str, *, pg_lock: bool = False) -> None:
                 await lock_conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _PG_LOCK_ID})
                 try:
                     await _migrate_on_fresh_connection(engine)
+                    if role_defaults is not None:
+                        await write_role_defaults(lock_conn, role_defaults)
                 finally:
                     await lock_conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _PG_LOCK_ID})
         else:
@@ -99,5 +110,5 @@ async def _file_lock(database: str | None) -> AsyncIterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run(database_url: str) -> None:
-    asyncio.run(upgrade(database_url))
+def run(database_url: str, *, role_defaults: SessionDefaults | None = None) -> None:
+    asyncio.run(upgrade(database_url, role_defaults=role_defaults))

@@ -45,7 +45,10 @@ class EventDelivery:
         ]
         if self._database.dialect == "postgresql":
             args = listener.connect_arguments(
-                self._database.engine, self._settings.application_name, self._settings.connect_timeout
+                self._database.engine,
+                self._settings.resolved_direct_database_url,
+                self._settings.application_name,
+                self._settings.connect_timeout,
             )
             self._tasks.append(asyncio.create_task(listener.listen_forever(args, self._heard), name="event-listener"))
         self._restore_signals = shutdown.on_exit_signal(self.hub.close)

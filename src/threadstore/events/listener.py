@@ -1,8 +1,11 @@
 """PostgreSQL LISTEN: how an instance learns at once that another instance published events.
 
 One dedicated connection outside the pool (LISTEN is session state a pooled connection must not carry; it
-is never in a transaction). A NOTIFY is only a wake-up: the hub reads the events themselves, and polls
-anyway, so a notification lost while this connection was down delays delivery by one poll at most.
+is never in a transaction), straight to PostgreSQL: through a pooler in transaction mode the LISTEN would
+register on a server session that other clients' transactions then run on.
+
+A NOTIFY is only a wake-up: the hub reads the events themselves, and polls anyway, so a notification lost
+while this connection was down delays delivery by one poll at most.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from functools import partial
 from typing import Any
 
 import asyncpg
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from threadstore.events.publisher import wait_for_signal
@@ -31,9 +35,10 @@ def _set(signal: asyncio.Event, *_: Any) -> None:
     signal.set()
 
 
-def connect_arguments(engine: AsyncEngine, application_name: str, timeout: float) -> dict[str, Any]:
-    """asyncpg.connect() arguments for the engine's database (same URL, host, credentials)."""
-    _, params = engine.dialect.create_connect_args(engine.url)
+def connect_arguments(engine: AsyncEngine, url: str, application_name: str, timeout: float) -> dict[str, Any]:
+    """asyncpg.connect() arguments for `url` (THREADSTORE_DIRECT_DATABASE_URL, or the engine's), read as the
+    engine's dialect reads a URL."""
+    _, params = engine.dialect.create_connect_args(make_url(url))
     params = {k: v for k, v in params.items() if k not in _SQLALCHEMY_ONLY}
     params["server_settings"] = {"application_name": application_name}
     params["timeout"] = timeout

@@ -10,6 +10,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
+from threadstore.db.bounds import SessionDefaults
 from threadstore.errors import DomainError, ServiceUnavailable
 from threadstore.health import service
 from threadstore.http.deps import DatabaseDep
@@ -47,12 +48,23 @@ async def readyz(request: Request, database: DatabaseDep) -> Response:
         raise ServiceUnavailable("The server is shutting down.")
     try:
         revision = await database.read(service.schema_revision)
+        settings = request.app.state.settings
+        # Through a transaction pooler the bounds are the database's (db/bounds.py): unready when they are
+        # not this instance's, rather than serving with bounds nobody chose.
+        pooled = settings.database_pool_mode == "transaction"
+        applied = await database.read(service.session_defaults) if pooled else None
     except DomainError as error:
         raise ServiceUnavailable("The database is not reachable.") from error
     expected = request.app.state.schema_head
     if revision != expected:
         log.warning("schema revision %s is not the expected %s", revision, expected)
         raise ServiceUnavailable("The database schema is not current; run `threadstore migrate`.")
+    if applied is not None and applied != SessionDefaults.of(settings):
+        log.warning("the database's session defaults %s are not this instance's settings", applied)
+        raise ServiceUnavailable(
+            "The database's session bounds are not this instance's; run `threadstore migrate`, then reconnect"
+            " the pooler."
+        )
     return json_response({"status": "ready", "schema": revision})
 
 
