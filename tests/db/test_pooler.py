@@ -3,15 +3,18 @@ when the database's session defaults are not the instance's own."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from tests.conftest import Backend, fresh_database, make_settings, running_api
+from tests.conftest import Backend, fresh_database, make_settings, new_user, running_api
 from tests.harness.pgbouncer import PgBouncer
+from tests.harness.pgbouncer import start as start_pgbouncer
 from tests.pg_server import PgServer
 from threadstore.config import ConfigError, Settings
 
@@ -66,3 +69,40 @@ async def _set_role_default(backend: Backend, name: str, value: str) -> None:
             await conn.execute(text(f'ALTER ROLE CURRENT_USER IN DATABASE "{_database(backend)}" SET {name} = {value}'))
     finally:
         await engine.dispose()
+
+
+async def test_a_wait_in_pgbouncers_queue_past_query_wait_timeout_is_503_at_once(
+    pg_server: PgServer | None, pgbouncer: PgBouncer, tmp_path: Path
+) -> None:
+    """PgBouncer gives up on a client that waited `query_wait_timeout` for a server connection, and closes it.
+    That is the database being busy (503 now), not a connection lost mid-unit to run again: ten more waits
+    would make one request wait ten times the timeout. A read, a one-statement write and a transaction."""
+    assert pg_server is not None
+    bouncer = start_pgbouncer(pg_server, default_pool_size=1, query_wait_timeout=1)
+    assert bouncer is not None
+    user = new_user()
+    answers = []
+    try:
+        async with (
+            fresh_database("pgbouncer", pg_server, tmp_path, pooler=bouncer) as backend,
+            running_api(backend, make_settings(backend, tmp_path)) as api,
+        ):
+            thread = await api.create_thread(user)
+            holder = await asyncpg.connect(bouncer.database_url(_database(backend)).replace("+asyncpg", ""))
+            try:
+                await holder.execute("BEGIN")
+                await holder.execute("SELECT 1")  # PgBouncer's one server connection is held from here
+                for method, path, params in (
+                    ("GET", f"/api/threads/{thread['id']}", {}),
+                    ("PATCH", f"/api/threads/{thread['id']}", {"json": {"title": "t"}}),
+                    ("DELETE", f"/api/threads/{thread['id']}", {"params": {"permanent": "true"}}),
+                ):
+                    started = time.monotonic()
+                    response = await api.request(method, path, user=user, **params)
+                    answers.append((method, response.status_code, round(time.monotonic() - started, 1)))
+            finally:
+                await holder.close()
+    finally:
+        bouncer.stop()
+    assert [(method, status) for method, status, _ in answers] == [("GET", 503), ("PATCH", 503), ("DELETE", 503)]
+    assert all(waited < 5 for *_, waited in answers), f"the wait was run again: {answers}"

@@ -93,9 +93,10 @@ class PgBouncer:
         return id(self)
 
 
-def start(server: PgServer) -> PgBouncer | None:
+def start(server: PgServer, **settings: object) -> PgBouncer | None:
     """PgBouncer in front of `server`, or None when there is no binary (or it cannot start: the reason is
-    raised for a binary that exists but fails, so a broken setup is never mistaken for a missing one)."""
+    raised for a binary that exists but fails, so a broken setup is never mistaken for a missing one).
+    `settings`: ini settings of its [pgbouncer] section beyond the harness's (query_wait_timeout=1, say)."""
     binary = find_binary()
     if binary is None:
         return None
@@ -124,6 +125,7 @@ def start(server: PgServer) -> PgBouncer | None:
                 f"pidfile = {root}/pgbouncer.pid",
                 "log_connections = 0",  # every test's app connects: the log keeps what went wrong only
                 "log_disconnections = 0",
+                *(f"{name} = {value}" for name, value in settings.items()),
                 "",
             ]
         )

@@ -74,6 +74,8 @@ def classify(error: BaseException) -> Failure:
         return Failure.RETRYABLE
     if isinstance(error, sa_exc.TimeoutError):  # waited pool_timeout for a connection
         return Failure.UNAVAILABLE
+    if _pooler_gave_up(error):
+        return Failure.UNAVAILABLE
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return Failure.DISCONNECTED
     code = sqlstate(error)
@@ -93,6 +95,16 @@ def classify(error: BaseException) -> Failure:
     if isinstance(error, sa_exc.InterfaceError | sa_exc.OperationalError) or _is_connect_error(error):
         return Failure.UNAVAILABLE
     return Failure.INTERNAL
+
+
+def _pooler_gave_up(error: BaseException) -> bool:
+    """PgBouncer closed the connection because it waited `query_wait_timeout` for a server connection: the
+    database is busy, not a connection lost mid-unit. Run again, the unit would wait as long again, up to
+    max_transaction_attempts times. Told apart by PgBouncer's message, which asyncpg passes on whether it
+    read the error (08P01) or only saw the connection close after it (08003)."""
+    code = sqlstate(error)
+    orig = getattr(error, "orig", None)
+    return code is not None and code.startswith("08") and "query_wait_timeout" in str(orig or error)
 
 
 _SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o", "database or disk is full")
