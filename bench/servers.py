@@ -75,10 +75,32 @@ class Server:
             self.process.wait()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time process `pid` has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
+    """User + system CPU time process `pid` has used so far (with `reaped_children`, its ended children's too)."""
+    fields = _stat(pid)
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped_children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cluster_cpu_seconds(data_dir: str) -> float:
+    """CPU time a PostgreSQL cluster of this machine has used so far: its postmaster, the backends and workers
+    that ended (reaped by the postmaster) and those alive."""
+    postmaster = int(Path(data_dir, "postmaster.pid").read_text().split()[0])
+    total = cpu_seconds(postmaster, reaped_children=True)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = _stat(int(entry.name))
+            except (OSError, IndexError):  # ended meanwhile
+                continue
+            if int(fields[1]) == postmaster:
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name: state, ppid, …; utime, stime, cutime, cstime at 11 to 14."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def _spawn(name: str, command: list[str], env: dict[str, str], workdir: Path) -> Server:

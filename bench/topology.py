@@ -36,7 +36,7 @@ import endpoints
 import httpx
 import seeding
 from load import Sample, run_wrk, write_lines
-from servers import Server, cpu_seconds, start_threadstore
+from servers import Server, cluster_cpu_seconds, cpu_seconds, start_threadstore
 
 from threadstore.auth import issue_token
 
@@ -159,10 +159,14 @@ class ConnectionSampler:
             server: max(self._sums(since, until, server, lambda n: n in names), default=0) for server in self.servers
         }
 
-    def unattributed_peak(self, known: set[str]) -> dict[str, int]:
-        """Per server, the most backends at once whose application_name is no instance's (expected: 0)."""
-        return {server: max(self._sums(0, float("inf"), server, lambda n: n not in known), default=0)
-                for server in self.servers}  # fmt: skip
+    def unattributed(self, known: set[str]) -> dict[str, tuple[int, set[str]]]:
+        """Per server, the most backends at once whose application_name is no instance's (expected: 0), and
+        those names."""
+        with self._lock:
+            names = {server: {n for _, tick in self._ticks for n in tick.get(server, {})} - known
+                     for server in self.servers}  # fmt: skip
+        return {server: (max(self._sums(0, float("inf"), server, lambda n: n not in known), default=0),
+                         names[server]) for server in self.servers}  # fmt: skip
 
     def _sums(self, since: float, until: float, server: str, counted: Callable[[str], bool]) -> list[int]:
         if self._error is not None:
@@ -221,11 +225,12 @@ class Run:
     primary_peak: int  # most server connections of the topology at once on the primary
     replica_peak: int
     bouncer_cpu_seconds: float
+    primary_cpu_seconds: float  # the whole PostgreSQL cluster's
+    replica_cpu_seconds: float
     reads: dict[str, float] | None  # reads during the run by served_by (None: the app has no such metric)
 
-    @property
-    def bouncer_cpu_ms_per_request(self) -> float:
-        return self.bouncer_cpu_seconds * 1000 / self.sample.requests if self.sample.requests else 0.0
+    def ms_per_request(self, seconds: float) -> float:
+        return seconds * 1000 / self.sample.requests if self.sample.requests else 0.0
 
 
 def estimate_seconds(args: argparse.Namespace, n_topologies: int, n_endpoints: int) -> float:
@@ -331,9 +336,12 @@ def run(args: argparse.Namespace, keys: list[str], *, venv_bin: Path, out: Path,
 
         sampler = ConnectionSampler({"primary": dsns.bench, "replica": replica_dsn}, name)
         sampler.start()
-        results = measure(deployed, files, keys, args, sampler, log)
+        clusters = {"primary": str(pair.primary.data_dir), "replica": str(pair.replica.data_dir)}
+        results = measure(deployed, files, keys, args, sampler, clusters, log)
         known = set().union(*(d.app_names for d in deployed))
-        stray = sampler.unattributed_peak(known)
+        stray = {
+            server: f"{n} {sorted(names)}" if n else "0" for server, (n, names) in sampler.unattributed(known).items()
+        }
         header += [
             f"instances: production defaults (pool_size 20), THREADSTORE_LOG_LEVEL=WARNING; through PgBouncer"
             f" THREADSTORE_DATABASE_POOL_MODE=transaction and THREADSTORE_DIRECT_DATABASE_URL=the primary;"
@@ -346,6 +354,8 @@ def run(args: argparse.Namespace, keys: list[str], *, venv_bin: Path, out: Path,
             " instances' application_name, sampled every 100 ms (the LISTEN connection of each instance"
             " included); backends of no instance during the phase: primary "
             f"{stray['primary']}, replica {stray['replica']} (the bench's own sampler excluded)",
+            "CPU ms per request: CPU time from /proc around each run, of the instances, of PgBouncer and of each"
+            " PostgreSQL cluster whole (postmaster, its children alive and ended), divided by the requests",
         ]  # fmt: skip
         sections, passed = report(header, results, deployed, keys, args.big)
         sections.append(f"\nTotal run time {(time.monotonic() - started) / 60:.1f} min.")
@@ -372,7 +382,8 @@ def run(args: argparse.Namespace, keys: list[str], *, venv_bin: Path, out: Path,
 
 
 def measure(deployed: list[Deployed], files: dict[str, Path], keys: list[str], args: argparse.Namespace,
-            sampler: ConnectionSampler, log: Callable[[str], None]) -> dict[str, dict[str, list[Run]]]:  # fmt: skip
+            sampler: ConnectionSampler, clusters: dict[str, str],
+            log: Callable[[str], None]) -> dict[str, dict[str, list[Run]]]:  # fmt: skip
     results: dict[str, dict[str, list[Run]]] = {}
     for key in keys:
         results[key] = {d.topology.key: [] for d in deployed}
@@ -382,12 +393,13 @@ def measure(deployed: list[Deployed], files: dict[str, Path], keys: list[str], a
         for n in range(args.rounds):
             for d in deployed:  # direct, pgbouncer, …, direct, …: drift of a shared machine hits all alike
                 reads_before = reads_served(s.url for s in d.servers)
-                cpu_before = d.cpu()
+                cpu_before = (*d.cpu(), *(cluster_cpu_seconds(c) for c in clusters.values()))
                 t0 = time.monotonic()
                 sample = run_wrk(d.url, files[key], seconds=args.duration, connections=args.connections,
                                  threads=args.wrk_threads, split=d.split)  # fmt: skip
                 t1 = time.monotonic()
-                cpu_after = d.cpu()
+                cpu_after = (*d.cpu(), *(cluster_cpu_seconds(c) for c in clusters.values()))
+                cpu = [after - before for before, after in zip(cpu_before, cpu_after, strict=True)]
                 reads_after = reads_served(s.url for s in d.servers)
                 peaks = sampler.peaks(t0, t1, d.app_names)
                 reads = None
@@ -395,10 +407,12 @@ def measure(deployed: list[Deployed], files: dict[str, Path], keys: list[str], a
                     before = reads_before or {}
                     reads = {who: n - before.get(who, 0.0) for who, n in reads_after.items()}
                 result = Run(
-                    sample=replace(sample, server_cpu_seconds=cpu_after[0] - cpu_before[0]),
+                    sample=replace(sample, server_cpu_seconds=cpu[0]),
                     primary_peak=peaks["primary"],
                     replica_peak=peaks["replica"],
-                    bouncer_cpu_seconds=cpu_after[1] - cpu_before[1],
+                    bouncer_cpu_seconds=cpu[1],
+                    primary_cpu_seconds=cpu[2],
+                    replica_cpu_seconds=cpu[3],
                     reads=reads,
                 )
                 results[key][d.topology.key].append(result)
@@ -419,9 +433,15 @@ class Summary:
     socket_errors: int  # connect/read/write errors and timeouts
     primary_peak: int
     replica_peak: int
-    cpu_ms: float
+    cpu_ms: float  # per request: the instances'
     bouncer_cpu_ms: float
+    primary_cpu_ms: float
+    replica_cpu_ms: float
     reads: dict[str, float] | None
+
+    @property
+    def total_cpu_ms(self) -> float:
+        return self.cpu_ms + self.bouncer_cpu_ms + self.primary_cpu_ms + self.replica_cpu_ms
 
     @property
     def errors(self) -> int:
@@ -444,7 +464,9 @@ def summarize(runs: list[Run]) -> Summary:
         primary_peak=max(r.primary_peak for r in runs),
         replica_peak=max(r.replica_peak for r in runs),
         cpu_ms=statistics.median(r.sample.cpu_ms_per_request for r in runs),
-        bouncer_cpu_ms=statistics.median(r.bouncer_cpu_ms_per_request for r in runs),
+        bouncer_cpu_ms=statistics.median(r.ms_per_request(r.bouncer_cpu_seconds) for r in runs),
+        primary_cpu_ms=statistics.median(r.ms_per_request(r.primary_cpu_seconds) for r in runs),
+        replica_cpu_ms=statistics.median(r.ms_per_request(r.replica_cpu_seconds) for r in runs),
         reads=reads,
     )
 
@@ -470,9 +492,9 @@ def report(header: list[str], results: dict[str, dict[str, list[Run]]], deployed
     summaries = {k: {t.key: summarize(results[k][t.key]) for t in topologies} for k in keys}
     rows = [
         "| endpoint | topology | req/s | x direct | p50 ms | p99 ms | p99 x direct | non-2xx | socket errors"
-        " | server conns primary | server conns replica | reads replica / primary | instances CPU ms/req"
-        " | PgBouncer CPU ms/req |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " | server conns primary | server conns replica | reads replica / primary | CPU ms/req: instances"
+        " | PgBouncer | PostgreSQL primary | replica | all |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for k in keys:
         direct = summaries[k].get("direct")
@@ -484,7 +506,8 @@ def report(header: list[str], results: dict[str, dict[str, list[Run]]], deployed
             rows.append(
                 f"| {_label(k, big)} | {t.label} | {s.rps:,.0f} | {vs} | {s.p50_ms:.1f} | {s.p99_ms:.1f} | {p99_vs}"
                 f" | {s.non2xx} | {s.socket_errors} | {s.primary_peak} | {s.replica_peak} | {_reads(s.reads)}"
-                f" | {s.cpu_ms:.2f} | {bouncer} |"
+                f" | {s.cpu_ms:.2f} | {bouncer} | {s.primary_cpu_ms:.2f} | {s.replica_cpu_ms:.2f}"
+                f" | {s.total_cpu_ms:.2f} |"
             )
     errors = sum(s.errors for per in summaries.values() for s in per.values())
     passed = errors == 0
