@@ -30,6 +30,8 @@ from tests.harness.databases import (
 )
 from tests.harness.pgbouncer import PgBouncer
 from tests.harness.pgbouncer import start as start_pgbouncer
+from tests.harness.replica import ReplicaPair
+from tests.harness.replica import start_pair as start_replica_pair
 from tests.pg_server import PgServer, find_server
 
 # Test modules import these from here, as they did before the harness moved to tests/harness.
@@ -199,3 +201,20 @@ def private_pg() -> Iterator[PgServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def replica_pair() -> Iterator[ReplicaPair]:
+    """A private primary and a real streaming replica of it (tests/harness/replica.py). Without the PostgreSQL
+    binaries the replica tests are skipped loudly, and fail when `CI` is set."""
+    pair = start_replica_pair()
+    if pair is None:
+        message = "no PostgreSQL binaries (pg_ctl, initdb, pg_basebackup) to start a primary and its replica"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set and {message}")
+        _pg_state.setdefault("missing", message)
+        pytest.skip(message)
+    try:
+        yield pair
+    finally:
+        pair.stop()

@@ -18,6 +18,7 @@ from threadstore.apidocs.router import router as apidocs_router
 from threadstore.auth import TokenVerifier
 from threadstore.config import Settings, load_settings
 from threadstore.db import migrate
+from threadstore.db.replica import LastWrites
 from threadstore.db.unit_of_work import Database
 from threadstore.errors import install_error_handlers
 from threadstore.events.delivery import EventDelivery
@@ -25,6 +26,7 @@ from threadstore.events.router import router as events_router
 from threadstore.health.router import router as health_router
 from threadstore.http import openapi
 from threadstore.http.middleware import RequestContextMiddleware
+from threadstore.http.read_after import ReadAfterMiddleware
 from threadstore.limits import Limits
 from threadstore.messages.router import router as messages_router
 from threadstore.threads.router import router as threads_router
@@ -73,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await housekeeping
             await app.state.title_generator.aclose()
-            await engine.dispose()
+            await database.dispose()
 
     app = FastAPI(
         title="threadstore",
@@ -92,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.verifier = TokenVerifier(secret, require_exp=settings.require_exp)
     app.state.schema_head = migrate.head_revision()
     install_error_handlers(app)
+    if settings.read_database_url:
+        app.add_middleware(ReadAfterMiddleware, last_writes=LastWrites())
     app.include_router(health_router)
     app.include_router(threads_router)
     app.include_router(messages_router)

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     database_pool_mode: Literal["session", "transaction"] = "session"
     # A connection straight to PostgreSQL for what needs a session of its own: LISTEN and the migration lock.
     direct_database_url: str | None = None
+    # A streaming replica of database_url for reads that may lag (db/replica.py); PostgreSQL only. Through a
+    # transaction pooler too when database_pool_mode says so (the same connection settings apply to both).
+    read_database_url: str | None = None
+    read_replica_retry_seconds: float = Field(5.0, gt=0)  # how long a failed replica is left alone
     jwt_secret: SecretStr | None = None
     # The contract enforces `exp` only when a token has one; a token without it is good forever once leaked.
     require_exp: bool = False

@@ -25,6 +25,12 @@ POOL_WAITS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 POOL_CHECKED_OUT = Gauge("threadstore_db_pool_checked_out", "Database connections currently checked out")
+READS = Counter(
+    "threadstore_reads_total",
+    "Reads that a read replica may serve, by who served them and why (replica: replayed, checked; primary: "
+    "replica_behind, replica_unavailable, replica_resting, replica_error, replica_retryable, replica_disconnected)",
+    ["served_by", "reason"],
+)
 EVENT_STREAMS = Gauge("threadstore_event_streams", "Event streams open in this process")
 TITLE_SOURCES = Counter("threadstore_auto_rename_total", "Auto-rename titles by source", ["source"])
 EDGE_REFUSALS = Counter(

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import insert, select, update
+from sqlalchemy import event, insert, select, update
 
 from tests.conftest import Backend, fresh_database, make_settings, new_user, running_api
 from tests.http.problems import assert_problem
@@ -72,6 +73,36 @@ async def test_pruning_deletes_only_an_old_delivered_prefix(own_database: Backen
         # Ids go on from where they were, also after the table was emptied.
         await _insert(database, user, OLD)
         assert await _ids(database) == [7]
+    finally:
+        publisher.stop()
+        await database.engine.dispose()
+
+
+async def test_pruned_through_never_moves_backwards(own_database: Backend, tmp_path: Path) -> None:
+    """Two instances prune at once: the later commit computed an older bound than the one already committed
+    (at READ COMMITTED its UPDATE finds the other's row). Made deterministic: the other's update is run on the
+    same connection just before this one's."""
+    settings = make_settings(own_database, tmp_path)
+    database = Database.open(settings)
+    publisher = Publisher(database, lambda _: None, sweep_interval=1.0)
+
+    injected = []
+
+    def other_instance_first(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE EVENT_STATE SET PRUNED_THROUGH") and not injected:
+            injected.append(statement)
+            conn.exec_driver_sql("UPDATE event_state SET pruned_through = 3")
+
+    try:
+        await _insert(database, new_user(), OLD, 3)
+        assert await publisher.publish_all(record=True) == 3
+        event.listen(database.engine.sync_engine, "before_cursor_execute", other_instance_first)
+        try:
+            await database.write(repository.delete_expired_prefix, datetime.now(UTC), 2)
+        finally:
+            event.remove(database.engine.sync_engine, "before_cursor_execute", other_instance_first)
+        assert injected
+        assert await database.read(repository.pruned_through) == 3
     finally:
         publisher.stop()
         await database.engine.dispose()

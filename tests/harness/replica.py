@@ -9,7 +9,6 @@ by pausing the standby's replay (`pg_wal_replay_pause()`), and the standby can b
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import glob
 import os
 import shutil
@@ -34,7 +33,7 @@ class ReplicaPair:
     async def pause_replay(self) -> None:
         """From now on the replica receives WAL but applies none of it: it lags the primary."""
         await self._on_replica("SELECT pg_wal_replay_pause()")
-        while await self._on_replica("SELECT pg_get_wal_replay_pause_state()") != "paused":
+        while await self._on_replica("SELECT pg_get_wal_replay_pause_state()") != "paused":  # noqa: ASYNC110 (the server's state)
             await asyncio.sleep(0.01)
 
     async def resume_replay(self) -> None:
@@ -140,13 +139,3 @@ def _start_standby(primary: PgServer, pg_ctl: str, basebackup: str) -> PgServer:
     replica.data_dir = data_dir
     replica.start_options = options
     return replica
-
-
-@contextlib.contextmanager
-def replica_pair() -> object:
-    pair = start_pair()
-    try:
-        yield pair
-    finally:
-        if pair is not None:
-            pair.stop()

@@ -13,7 +13,9 @@ How a unit runs is decided here, from what its work declares, never by its calle
   read. On PostgreSQL it runs without BEGIN and COMMIT: the server runs a lone statement as its own
   transaction, whole or not at all, and replies after it committed, so two round trips of three are saved
   with the same guarantee. Run again after a lost race, it runs as a transaction, whose reads lock rows;
-- any other write runs as one transaction (on SQLite every write does, holding the write lock from BEGIN).
+- any other write runs as one transaction (on SQLite every write does, holding the write lock from BEGIN);
+- a read declared `@from_replica` goes to the read replica when one is configured and has replayed what the
+  read must see, else to the primary (db/replica.py); every other unit runs on the primary.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from threadstore import metrics
-from threadstore.config import Settings
+from threadstore.config import ConfigError, Settings
 from threadstore.db.admission import Admission, NoTurn
 from threadstore.db.engine import WRITE_OPTION, create_engine
 from threadstore.db.failures import Failure, Stale, classify, rejected_by_server
+from threadstore.db.replica import READ_AFTER, Behind, ReplicaState, count
 from threadstore.errors import DomainError, InternalError, ServiceUnavailable
 
 log = logging.getLogger("threadstore.db")
@@ -45,6 +48,11 @@ T = TypeVar("T")
 P = ParamSpec("P")
 _MAX_BACKOFF_SECONDS = 1.0
 _ONE_WRITE = "__threadstore_one_write__"
+_FROM_REPLICA = "__threadstore_from_replica__"
+# The primary's WAL position after a commit, for read-your-writes: at or past the commit record, as the
+# commit has been flushed before the server answered it.
+_POSITION_AFTER_COMMIT = "SELECT pg_current_wal_lsn()"
+_POSITION_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass
@@ -72,6 +80,13 @@ def one_write(work: Work[P, T]) -> Work[P, T]:
     return work
 
 
+def from_replica(work: Work[P, T]) -> Work[P, T]:
+    """Declares that `work` only reads, and that a replica which has replayed the caller's own writes may
+    answer it: what it returns may lag other users' writes by the replica's delay."""
+    setattr(work, _FROM_REPLICA, True)
+    return work
+
+
 class Mode(enum.Enum):
     READ = "read"  # PostgreSQL: no transaction
     ONE_STATEMENT = "one statement"  # PostgreSQL: no transaction; the write statement commits as it runs
@@ -95,18 +110,43 @@ class RunAgain:
 
 
 class Database:
-    def __init__(self, engine: AsyncEngine, *, max_attempts: int = 10) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        max_attempts: int = 10,
+        replica: Database | None = None,
+        replica_retry_seconds: float = 5.0,
+    ) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.max_attempts = max_attempts
         self._admission = Admission.for_engine(engine)
         # Set by event delivery: called after each commit of a unit that recorded events.
         self.on_events_committed: Callable[[], None] | None = None
+        self.replica = replica
+        self._replica_state = ReplicaState(replica_retry_seconds)
 
     @classmethod
     def open(cls, settings: Settings) -> Database:
         engine = create_engine(settings, sqlite_connection=RollbackOnCloseConnection)
-        return cls(engine, max_attempts=settings.max_transaction_attempts)
+        replica = None
+        if settings.read_database_url:
+            if engine.dialect.name != "postgresql" or not settings.read_database_url.startswith("postgresql"):
+                raise ConfigError("THREADSTORE_READ_DATABASE_URL needs PostgreSQL, for the primary and the replica")
+            # One attempt: a read the replica fails is run on the primary, which has its own retries.
+            replica = cls(create_engine(settings, url=settings.read_database_url), max_attempts=1)
+        return cls(
+            engine,
+            max_attempts=settings.max_transaction_attempts,
+            replica=replica,
+            replica_retry_seconds=settings.read_replica_retry_seconds,
+        )
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self.replica is not None:
+            await self.replica.engine.dispose()
 
     async def write(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         one_statement = getattr(work, _ONE_WRITE, False) and self.dialect == "postgresql"
@@ -115,7 +155,46 @@ class Database:
 
     async def read(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         mode = Mode.READ if self.dialect == "postgresql" else Mode.TRANSACTION
+        if self.replica is not None and getattr(work, _FROM_REPLICA, False):
+            served, result = await self._read_from_replica(self.replica, lambda tx: work(tx, *args, **kwargs))
+            if served:
+                return result  # type: ignore[no-any-return]
         return await self._run(lambda tx: work(tx, *args, **kwargs), mode, write=False)
+
+    async def _read_from_replica(self, replica: Database, work: Callable[[Tx], Awaitable[Any]]) -> tuple[bool, Any]:
+        """(True, result) when the replica answered; (False, None) when the read must go to the primary."""
+        state = self._replica_state
+        if not state.usable():
+            count("primary", "replica_resting")
+            return False, None
+        read_after = READ_AFTER.get()
+        needed = read_after.needed() if read_after is not None else 0
+        known = state.caught_up_with(needed)
+
+        async def checked(tx: Tx) -> Any:
+            if not known:
+                await state.check(tx.conn, needed)
+            return await work(tx)
+
+        try:
+            outcome = await replica._attempt(checked, Mode.READ, write=False)
+        except Behind:
+            count("primary", "replica_behind")
+            return False, None
+        except ServiceUnavailable:
+            state.rest()  # unreachable, or down: not worth a connect timeout per read for a while
+            count("primary", "replica_unavailable")
+            return False, None
+        except InternalError:
+            count("primary", "replica_error")  # logged where it was raised; the primary may still answer
+            return False, None
+        if isinstance(outcome, RunAgain):
+            if outcome.failure is Failure.DISCONNECTED:
+                state.rest()
+            count("primary", "replica_" + outcome.failure.value)  # a lost connection, a recovery conflict
+            return False, None
+        count("replica", "replayed" if known else "checked")
+        return True, outcome.result
 
     async def read_consistent(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """A read run as a transaction that takes no write lock: a lock its work takes holds to its end, and
@@ -170,6 +249,8 @@ class Database:
             if mode is Mode.TRANSACTION:
                 await conn.commit()
             metrics.COMMITS.inc()
+            if write and self.replica is not None:
+                await _note_position(conn)
             return Committed(result, tx.wrote_events)
         except BaseException as error:
             if mode is Mode.ONE_STATEMENT and not _nothing_committed(error):
@@ -219,6 +300,41 @@ class Database:
         except (TimeoutError, sa_exc.DBAPIError, OSError) as error:
             log.warning("cannot connect to the database: %s", type(error).__name__)
             raise ServiceUnavailable() from None
+        except Exception as error:
+            # A connection closed by the server while it was being set up (the engine's on-connect hooks:
+            # asyncpg's codecs) raises the driver's own InterfaceError, unwrapped: the database went away,
+            # which is a 503, not a bug of ours.
+            if not _driver_error(error):
+                raise
+            log.warning("connection lost while connecting: %s", type(error).__name__)
+            raise ServiceUnavailable() from None
+
+
+def _driver_error(error: BaseException) -> bool:
+    module = type(error).__module__
+    return module.startswith(("asyncpg.", "sqlite3", "aiosqlite."))
+
+
+async def _note_position(conn: AsyncConnection) -> None:
+    """Records the WAL position a committed write reached, for its request's answer and its user's later
+    reads (db/replica.py). Never fails the unit: it has committed. Shielded: a cancellation here must not
+    lose the commit's outcome (event delivery is woken by it)."""
+    read_after = READ_AFTER.get()
+    if read_after is None:
+        return  # not a client's request (maintenance, event delivery): nobody reads after it
+    with anyio.CancelScope(shield=True):
+        try:
+            raw = await conn.get_raw_connection()
+            position = await raw.driver_connection.fetchval(  # type: ignore[union-attr]
+                _POSITION_AFTER_COMMIT, timeout=_POSITION_TIMEOUT_SECONDS
+            )
+        except Exception as error:
+            # The client may then read its write from a replica that has not replayed it yet: rare (the
+            # connection died right after the commit) and logged.
+            log.warning("could not read the WAL position after a commit: %s", type(error).__name__)
+            await _invalidate(conn)
+            return
+    read_after.wrote(int(position))
 
 
 def _nothing_committed(error: BaseException) -> bool:

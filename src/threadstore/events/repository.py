@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import LargeBinary, bindparam, cast, delete, exists, func, insert, select, text, union_all, update
+from sqlalchemy import LargeBinary, bindparam, case, cast, delete, exists, func, insert, select, text, union_all, update
 
 from threadstore.db import event_body
 from threadstore.db.tables import event_gaps, event_late, event_state, events, messages
@@ -327,7 +327,10 @@ async def delete_expired_prefix(tx: Tx, cutoff: datetime, batch: int) -> int:
     undecided = exists().where(event_gaps.c.event_id == events.c.id)
     result = await tx.conn.execute(delete(events).where(events.c.id <= expired, ~kept_late, ~undecided))
     await tx.conn.execute(delete(event_late).where(event_late.c.position <= expired))
-    await tx.conn.execute(update(event_state).values(pruned_through=expired))
+    # Never backwards: two instances' pruning may overlap, and the later commit may have computed the older
+    # bound; a resume point it would uncover has lost events (409), never a silent gap.
+    forward = case((event_state.c.pruned_through < expired, expired), else_=event_state.c.pruned_through)
+    await tx.conn.execute(update(event_state).values(pruned_through=forward))
     return int(result.rowcount)
 
 

@@ -11,6 +11,7 @@ from threadstore.auth import Identity
 from threadstore.config import Settings
 from threadstore.cursors import CURSOR_PATTERN
 from threadstore.db.unit_of_work import Database
+from threadstore.http.read_after import note_user
 from threadstore.ids import id_pattern
 from threadstore.limits import Limits
 
@@ -34,6 +35,7 @@ async def current_user(request: Request) -> str:
     # The bearer scheme is declared in the OpenAPI document by app.py; a FastAPI security dependency here
     # would cost a dependency resolution per request and answer 403 where the contract says 401.
     user_id: str = request.app.state.verifier.user_id(request.headers.get("authorization"))
+    note_user(user_id)
     return user_id
 
 

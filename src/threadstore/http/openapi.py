@@ -5,7 +5,8 @@ status of the contract is declared once: `AUTHENTICATED` for every /api operatio
 read a body, `ONE_THREAD` for those that name a thread. Every error is application/problem+json with the
 `Problem` schema. `install()` completes what FastAPI builds: the components these name (`Problem`, and the
 request limits rendered by `Limits.json_schemas()` with this server's settings), the bearer scheme, the
-`X-Request-ID` header of every response and the 500 any operation may answer.
+`X-Request-ID` header of every response, the `X-Read-After` of every write's answer, and the 500 any operation
+may answer.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Annotated, Any
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
+from threadstore.db.replica import POSITION_PATTERN
 from threadstore.errors import PROBLEM_JSON
+from threadstore.http.read_after import HEADER as READ_AFTER_HEADER
 from threadstore.http.request_id import REQUEST_ID_PATTERN
 from threadstore.limits import Limits
 
@@ -138,15 +141,15 @@ def install(app: FastAPI, limits: Limits) -> None:
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             }
             for path, operations in document.get("paths", {}).items():
-                for operation in operations.values():
-                    _complete(path, operation)
+                for method, operation in operations.items():
+                    _complete(path, method, operation)
             app.openapi_schema = _plain_refs(document)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _complete(path: str, operation: dict[str, Any]) -> None:
+def _complete(path: str, method: str, operation: dict[str, Any]) -> None:
     if path.startswith("/api/"):
         operation["security"] = [{"bearer": []}]
     answers = operation.setdefault("responses", {})
@@ -158,6 +161,18 @@ def _complete(path: str, operation: dict[str, Any]) -> None:
         answer.setdefault("headers", {})["X-Request-ID"] = _header(
             "This request's id: the request's own X-Request-ID when it is valid, else a new one.", REQUEST_ID_PATTERN
         )
+    if path.startswith("/api/") and method != "get":
+        for status, answer in answers.items():
+            if str(status).startswith("2"):
+                answer["headers"][READ_AFTER_HEADER] = _READ_AFTER
+
+
+_READ_AFTER = _header(
+    "Where a read replica is configured: the primary's WAL position after this write committed. A later read "
+    "that sends it back as X-Read-After sees this write, on any instance.",
+    POSITION_PATTERN,
+    required=False,
+)
 
 
 def _plain_refs(node: Any) -> Any:

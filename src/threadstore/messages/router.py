@@ -16,6 +16,7 @@ from threadstore.http.deps import (
     ThreadIdPath,
 )
 from threadstore.http.openapi import AUTHENTICATED, JSON_BODY, ONE_THREAD, REPLAYED, problem
+from threadstore.http.read_after import ReadAfterHeader
 from threadstore.http.responses import json_bytes
 from threadstore.idempotency import service as idempotency
 from threadstore.idempotency.schemas import IdempotencyKeyHeader, StoredResponse
@@ -60,7 +61,13 @@ def _created(message: dict[str, Any]) -> StoredResponse:
     return StoredResponse(201, json_bytes(message), thread_id=message["thread_id"])
 
 
-@router.get("", response_model=MessageList, operation_id="list_messages", responses=problem(422))
+@router.get(
+    "",
+    response_model=MessageList,
+    operation_id="list_messages",
+    responses=problem(422),
+    dependencies=[ReadAfterHeader],
+)
 async def list_messages(
     thread_id: ThreadIdPath,
     user_id: CurrentUser,

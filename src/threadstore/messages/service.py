@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from threadstore import cursors
 from threadstore.db.outbox import MESSAGE_CREATED, Event
-from threadstore.db.unit_of_work import Tx, one_write
+from threadstore.db.unit_of_work import Tx, from_replica, one_write
 from threadstore.errors import Conflict, thread_not_found
 from threadstore.ids import new_id
 from threadstore.limits import Limits
@@ -51,6 +51,7 @@ def _row(
     }
 
 
+@from_replica
 async def list_messages(
     tx: Tx, user_id: str, thread_id: str, *, limit: int, cursor: str | None, order: Literal["asc", "desc"]
 ) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from threadstore.http.deps import (
 )
 from threadstore.http.openapi import AUTHENTICATED, ETAG, JSON_BODY, ONE_THREAD, REPLAYED, problem, thread_links
 from threadstore.http.preconditions import ANY, IF_MATCH_PATTERN, none_match, parse_if_match
+from threadstore.http.read_after import ReadAfterHeader
 from threadstore.http.responses import etag, json_bytes, thread_response
 from threadstore.idempotency import service as idempotency
 from threadstore.idempotency.schemas import IdempotencyKeyHeader, StoredResponse
@@ -77,6 +78,7 @@ def _created(thread: dict[str, Any]) -> StoredResponse:
     "",
     response_model=ThreadList,
     operation_id="list_threads",
+    dependencies=[ReadAfterHeader],
     description="Also filters by metadata: `metadata.<key>=<value>` query parameters (at most "
     f"{MAX_METADATA_FILTERS}) match threads whose metadata has that string value at that key.",
     responses=problem(422),
@@ -117,10 +119,12 @@ def _metadata_filters(request: Request) -> list[tuple[str, str]]:
     "/{thread_id}",
     response_model=ThreadOut,
     operation_id="get_thread",
+    dependencies=[ReadAfterHeader],
     responses={
         **_THREAD_ANSWER,
         304: {"description": "If-None-Match names the current version.", "headers": ETAG},
         **ONE_THREAD,
+        **problem(422, "X-Read-After is malformed."),
     },
 )
 async def get_thread(

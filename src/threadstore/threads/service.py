@@ -11,7 +11,7 @@ from sqlalchemy.engine import RowMapping
 
 from threadstore import cursors
 from threadstore.db.outbox import THREAD_CREATED, THREAD_DELETED, THREAD_UPDATED, Event
-from threadstore.db.unit_of_work import Tx, one_write
+from threadstore.db.unit_of_work import Tx, from_replica, one_write
 from threadstore.errors import Conflict, PreconditionFailed, Unprocessable, thread_not_found
 from threadstore.events import service as events
 from threadstore.idempotency import service as idempotency
@@ -47,6 +47,7 @@ async def create(tx: Tx, user_id: str, body: ThreadCreate, limits: Limits) -> di
     return thread
 
 
+@from_replica
 async def get(tx: Tx, user_id: str, thread_id: str) -> dict[str, Any]:
     row = await repository.get(tx, user_id, thread_id)
     if row is None:
@@ -63,6 +64,7 @@ class ListQuery:
     metadata: Sequence[tuple[str, str]]
 
 
+@from_replica
 async def list_threads(tx: Tx, user_id: str, query: ListQuery) -> dict[str, Any]:
     after = cursors.decode_thread_cursor(query.cursor) if query.cursor else None
     rows = await repository.list_page(
