@@ -532,7 +532,7 @@ def report(header: list[str], results: dict[str, dict[str, list[Run]]], deployed
         replica_reads = sum(r.get("replica", 0) for r in known)
         primary_reads = sum(r.get("primary", 0) for r in known)
         replica_conns = max(s.replica_peak for s in reads)
-        ok = replica_reads > 0 and replica_conns > 0
+        ok = replica_reads > primary_reads and replica_conns > 0
         passed &= ok
         if known:
             seen = f"{replica_reads:,.0f} by the replica, {primary_reads:,.0f} by the primary"
