@@ -26,6 +26,7 @@ import profiling
 import report
 import seeding
 import soak
+import topology
 from load import Sample, run_wrk
 from servers import Server, start_threadstore, start_yardstick
 from sqlalchemy.engine import make_url
@@ -46,21 +47,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--database-name", default="threadstore_bench")
     p.add_argument("--yardstick", type=Path, default=ROOT.parent / "shared" / "bench" / "yardstick")
-    p.add_argument("--duration", type=float, default=10, help="seconds per measured wrk run")
-    p.add_argument("--rounds", type=int, default=3, help="measured runs per app and endpoint (interleaved)")
-    p.add_argument("--warmup", type=float, default=2, help="seconds of unmeasured load per app before an endpoint")
+    p.add_argument(
+        "--topology",
+        metavar="LIST",
+        help="run only the topology comparison of issue 15, on a primary + replica of its own (~6 min): a"
+        f" comma-separated list of {', '.join(topology.BY_KEY)}, or all (= {','.join(topology.ALL)}); smaller"
+        " defaults below [in brackets]; --database-url, --keep, --reuse-database and the yardstick do not apply",
+    )
+    p.add_argument("--duration", type=float, help="seconds per measured wrk run (10) [5]")
+    p.add_argument("--rounds", type=int, help="measured runs per app and endpoint, interleaved (3) [2]")
+    p.add_argument("--warmup", type=float, help="seconds of unmeasured load per app before an endpoint (2) [1]")
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--wrk-threads", type=int, default=2)
     p.add_argument(
         "--endpoints",
-        default=",".join(e.key for e in endpoints.ENDPOINTS),
-        help="comma-separated subset of: " + ", ".join(e.key for e in endpoints.ENDPOINTS),
+        help=f"comma-separated subset of: {', '.join(endpoints.BY_KEY)} (all) [{','.join(topology.DEFAULT_ENDPOINTS)}]",
     )
-    p.add_argument("--users", type=int, default=1000)
-    p.add_argument("--threads-per-user", type=int, default=20)
-    p.add_argument("--messages", type=int, default=10, help="messages per regular thread")
-    p.add_argument("--big", type=int, default=100_000, help="messages in the one big thread")
-    p.add_argument("--deep-users", type=int, default=50, help="users with 50+ pages of threads")
+    p.add_argument("--users", type=int, help="(1000) [500]")
+    p.add_argument("--threads-per-user", type=int, help="(20) [10]")
+    p.add_argument("--messages", type=int, help="messages per regular thread (10) [10]")
+    p.add_argument("--big", type=int, help="messages in the one big thread (100000) [1000]")
+    p.add_argument("--deep-users", type=int, help="users with 50+ pages of threads (50) [0]")
     p.add_argument("--soak", type=float, default=300, help="seconds of mixed load on threadstore after (0: none)")
     p.add_argument("--no-compare", action="store_true", help="skip the side-by-side rounds")
     p.add_argument(
@@ -85,7 +92,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="use the database a run with --keep left (same sizes), no seeding; implies --keep",
     )
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
-    return p.parse_args(argv)  # fmt: skip
+    args = p.parse_args(argv)
+    for name, (full, topologies) in DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, topologies if args.topology else full)
+    return args
+
+
+# Defaults of the full run and of --topology (which needs no 100,000-message thread nor deep pages).
+DEFAULTS: dict[str, tuple[Any, Any]] = {
+    "duration": (10.0, 5.0),
+    "rounds": (3, 2),
+    "warmup": (2.0, 1.0),
+    "endpoints": (",".join(e.key for e in endpoints.ENDPOINTS), ",".join(topology.DEFAULT_ENDPOINTS)),
+    "users": (1000, 500),
+    "threads_per_user": (20, 10),
+    "messages": (10, 10),
+    "big": (100_000, 1000),
+    "deep_users": (50, 0),
+}
 
 
 def log(message: str) -> None:
@@ -172,6 +197,19 @@ def main(argv: list[str] | None = None) -> int:
     if not shutil.which("wrk"):
         print("wrk is not installed (bench/run installs it)", file=sys.stderr)
         return 2
+    if args.topology:
+        try:
+            topology.parse_topologies(args.topology)
+        except ValueError as error:
+            print(error, file=sys.stderr)
+            return 2
+        if args.only or args.profile:
+            print("--topology runs alone: no --only nor --profile with it", file=sys.stderr)
+            return 2
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        out = args.out.resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        return topology.run(args, keys, venv_bin=VENV_BIN, out=out, machine=machine(), log=log)
     if not (args.yardstick / "app.py").exists():
         print(f"no yardstick at {args.yardstick} (--yardstick DIR)", file=sys.stderr)
         return 2

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,9 +79,16 @@ def parse(output: str) -> Sample:
     raise RuntimeError(f"wrk printed no summary:\n{output}")
 
 
-def run_wrk(url: str, lines_file: Path, *, seconds: float, connections: int, threads: int) -> Sample:
+def run_wrk(
+    url: str, lines_file: Path, *, seconds: float, connections: int, threads: int, split: Sequence[str] = ()
+) -> Sample:
+    """`split`: "host:port" of several servers; wrk's thread i loads split[i mod n] (so its connections too),
+    and the one summary covers them all. `threads` must then be a multiple of their number."""
+    if split and threads % len(split):
+        raise ValueError(f"{threads} wrk threads cannot be shared evenly by {len(split)} servers")
     command = wrk_command(url, lines_file, seconds=seconds, connections=connections, threads=threads)
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    env = {**os.environ, "BENCH_SPLIT": ",".join(split)} if split else None
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
     return parse(done.stdout)

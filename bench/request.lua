@@ -3,12 +3,23 @@
 -- Usage: wrk ... -s request.lua URL -- LINES_FILE
 -- Each line of LINES_FILE is METHOD<TAB>PATH<TAB>TOKEN<TAB>BODY (BODY may be empty). "%R" in a body is
 -- replaced by a random number per request, so writes do not repeat each other.
+-- With BENCH_SPLIT="host:port,host:port,..." in the environment, wrk's thread i (and so its connections) loads
+-- the ((i - 1) mod n + 1)-th of those servers instead of URL's: several instances, one summary.
 
 local threads = {}
 local next_id = 1
+local split = os.getenv("BENCH_SPLIT")
 
 function setup(thread)
   thread:set("id", next_id)
+  if split and split ~= "" then
+    local targets = {}
+    for host, port in split:gmatch("([^,:]+):(%d+)") do
+      table.insert(targets, { host = host, port = port })
+    end
+    local target = targets[(next_id - 1) % #targets + 1]
+    thread.addr = wrk.lookup(target.host, target.port)[1]
+  end
   next_id = next_id + 1
   table.insert(threads, thread)
 end

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ BIG_OWNER = "user_1"
 DEEP_PAGE = 50
 PAGE_SIZE = 20  # the API's default limit, used for every threads page measured
 DEEP_THREADS = DEEP_PAGE * PAGE_SIZE + 20  # page 50 is full and still has a next page
+TABLES = ("threads", "messages", "ys_threads", "ys_messages")  # threadstore's first
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,13 @@ async def drop_database(dsns: Dsns) -> None:
         await conn.close()
 
 
-def migrate_threadstore(threadstore_cli: Path, sqlalchemy_url: str, workdir: Path) -> None:
+def migrate_threadstore(
+    threadstore_cli: Path, sqlalchemy_url: str, workdir: Path, settings: Mapping[str, str] | None = None
+) -> None:
+    """`settings`: more THREADSTORE_* variables (behind PgBouncer, the pool mode and direct URL: migrate then
+    writes the role's defaults too)."""
     env = {**os.environ, "THREADSTORE_DATABASE_URL": sqlalchemy_url, "THREADSTORE_LOG_LEVEL": "WARNING"}
+    env.update(settings or {})
     subprocess.run([str(threadstore_cli), "migrate"], check=True, env=env, cwd=workdir)
 
 
@@ -133,7 +140,8 @@ FROM generate_series(1, $1::int) u, generate_series(1, $2::int) t,
 """
 
 
-async def seed_threadstore_and_deep_users(dsn: str, shape: Shape) -> None:
+async def seed_threadstore_and_deep_users(dsn: str, shape: Shape, *, yardstick: bool = True) -> None:
+    """`yardstick=False`: threadstore's tables only (the yardstick's are not there)."""
     conn = await asyncpg.connect(dsn)
     try:
         async with conn.transaction():
@@ -142,8 +150,9 @@ async def seed_threadstore_and_deep_users(dsn: str, shape: Shape) -> None:
             await conn.execute(_TS_BIG_THREAD, BIG_THREAD_TS, BIG_OWNER, shape.big)
             await conn.execute(_TS_BIG_MESSAGES, BIG_THREAD_TS, shape.big)
             await conn.execute(_TS_DEEP_THREADS, shape.deep_users, DEEP_THREADS)
-            await conn.execute(_YS_DEEP_THREADS, shape.deep_users, DEEP_THREADS)
-        for table in ("threads", "messages", "ys_threads", "ys_messages"):
+            if yardstick:
+                await conn.execute(_YS_DEEP_THREADS, shape.deep_users, DEEP_THREADS)
+        for table in TABLES if yardstick else TABLES[:2]:
             await conn.execute(f"VACUUM ANALYZE {table}")
     finally:
         await conn.close()
@@ -157,28 +166,30 @@ class Counts:
     ys_messages: int
 
 
-TABLES = ("threads", "messages", "ys_threads", "ys_messages")
-
-
-async def counts(dsn: str) -> Counts:
+async def counts(dsn: str, *, yardstick: bool = True) -> Counts:
     conn = await asyncpg.connect(dsn)
     try:
-        values = [await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES]
+        values = [await conn.fetchval(f"SELECT count(*) FROM {t}") for t in (TABLES if yardstick else TABLES[:2])]
     finally:
         await conn.close()
-    return Counts(*values)
+    return Counts(*values, *[0] * (len(TABLES) - len(values)))
 
 
 async def thread_ids(dsn: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(user_id, thread_id) of every regular user's thread, for threadstore and for the yardstick."""
+    return await _thread_ids(dsn, "threads", BIG_THREAD_TS), await _thread_ids(dsn, "ys_threads", BIG_THREAD_YS)
+
+
+async def threadstore_thread_ids(dsn: str) -> list[tuple[str, str]]:
+    return await _thread_ids(dsn, "threads", BIG_THREAD_TS)
+
+
+async def _thread_ids(dsn: str, table: str, big_thread: str) -> list[tuple[str, str]]:
     conn = await asyncpg.connect(dsn)
     try:
-        ts = await conn.fetch(
-            "SELECT user_id, id FROM threads WHERE user_id LIKE 'user\\_%' AND id <> $1 ORDER BY id", BIG_THREAD_TS
-        )
-        ys = await conn.fetch(
-            "SELECT user_id, id FROM ys_threads WHERE user_id LIKE 'user\\_%' AND id <> $1 ORDER BY id", BIG_THREAD_YS
+        rows = await conn.fetch(
+            f"SELECT user_id, id FROM {table} WHERE user_id LIKE 'user\\_%' AND id <> $1 ORDER BY id", big_thread
         )
     finally:
         await conn.close()
-    return [(r["user_id"], r["id"]) for r in ts], [(r["user_id"], r["id"]) for r in ys]
+    return [(r["user_id"], r["id"]) for r in rows]

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +45,7 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the server process has used so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.pid)
 
     def loaded(self, library: str) -> bool:
         """Whether a shared library (e.g. uvloop, httptools) is mapped: proof that it is in use, not just installed."""
@@ -75,6 +75,34 @@ class Server:
             self.process.wait()
 
 
+def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
+    """User + system CPU time process `pid` has used so far (with `reaped_children`, its ended children's too)."""
+    fields = _stat(pid)
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped_children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cluster_cpu_seconds(data_dir: str) -> float:
+    """CPU time a PostgreSQL cluster of this machine has used so far: its postmaster, the backends and workers
+    that ended (reaped by the postmaster) and those alive."""
+    postmaster = int(Path(data_dir, "postmaster.pid").read_text().split()[0])
+    total = cpu_seconds(postmaster, reaped_children=True)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = _stat(int(entry.name))
+            except (OSError, IndexError):  # ended meanwhile
+                continue
+            if int(fields[1]) == postmaster:
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name: state, ppid, …; utime, stime, cutime, cstime at 11 to 14."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _spawn(name: str, command: list[str], env: dict[str, str], workdir: Path) -> Server:
     port = int(command[command.index("--port") + 1])
     log = workdir / f"{name}.log"
@@ -85,7 +113,17 @@ def _spawn(name: str, command: list[str], env: dict[str, str], workdir: Path) ->
     return Server(name, process, port, log)
 
 
-def start_threadstore(venv_bin: Path, sqlalchemy_url: str, secret: str, app_name: str, workdir: Path) -> Server:
+def start_threadstore(
+    venv_bin: Path,
+    sqlalchemy_url: str,
+    secret: str,
+    app_name: str,
+    workdir: Path,
+    *,
+    name: str = "threadstore",
+    settings: Mapping[str, str] | None = None,
+) -> Server:
+    """`settings`: more THREADSTORE_* variables, e.g. the pool mode behind PgBouncer; `name` names the log."""
     # Production defaults: only what must be given (database, secret) and quieter logs. The working folder
     # is bench/out, so a developer's .env cannot change the settings measured.
     env = {
@@ -94,9 +132,10 @@ def start_threadstore(venv_bin: Path, sqlalchemy_url: str, secret: str, app_name
         "THREADSTORE_JWT_SECRET": secret,
         "THREADSTORE_LOG_LEVEL": "WARNING",
         "THREADSTORE_APPLICATION_NAME": app_name,
+        **(settings or {}),
     }
     command = [str(venv_bin / "threadstore"), "serve", "--no-migrate", "--workers", "1", "--port", str(free_port())]
-    return _spawn("threadstore", command, env, workdir)
+    return _spawn(name, command, env, workdir)
 
 
 def start_yardstick(venv_bin: Path, yardstick_dir: Path, dsn: str, secret: str, workdir: Path) -> Server:

@@ -54,6 +54,10 @@ class PgBouncer:
     _process: subprocess.Popen[bytes]
     _root: str
 
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
     def database_url(self, name: str) -> str:
         """The app's URL of database `name` through PgBouncer (same user as the server's)."""
         return self.server.admin_url.set(
