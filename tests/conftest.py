@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -192,11 +192,7 @@ def private_pg() -> Iterator[PgServer]:
 
     server = start_private_cluster()
     if server is None:
-        message = "no PostgreSQL binaries (pg_ctl, initdb) to start a private cluster for stop/restart tests"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set and {message}")
-        _pg_state.setdefault("missing", message)
-        pytest.skip(message)
+        _binaries_missing("no PostgreSQL binaries (pg_ctl, initdb) to start a private cluster for stop/restart tests")
     try:
         yield server
     finally:
@@ -209,12 +205,16 @@ def replica_pair() -> Iterator[ReplicaPair]:
     binaries the replica tests are skipped loudly, and fail when `CI` is set."""
     pair = start_replica_pair()
     if pair is None:
-        message = "no PostgreSQL binaries (pg_ctl, initdb, pg_basebackup) to start a primary and its replica"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set and {message}")
-        _pg_state.setdefault("missing", message)
-        pytest.skip(message)
+        _binaries_missing("no PostgreSQL binaries (pg_ctl, initdb, pg_basebackup) to start a primary and its replica")
     try:
         yield pair
     finally:
         pair.stop()
+
+
+def _binaries_missing(message: str) -> NoReturn:
+    """Fails under `CI`; else skips, and the banner at the end of the run says why."""
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set and {message}")
+    _pg_state.setdefault("missing", message)
+    pytest.skip(message)

@@ -359,51 +359,7 @@ async def conn_pool_fetch(pool, sql, *args):
 
 
 async def segments_load(conn, t) -> None:
-    r = model.rows(t)
-    await conn.copy_records_to_table(
-        "threads",
-        records=[(*r["thread"][0], t.messages[-1].created_at)],
-        columns=[
-            "id",
-            "user_id",
-            "message_count",
-            "current_message_id",
-            "current_branch_id",
-            "current_depth",
-            "last_message_at",
-        ],
-    )
-    await conn.copy_records_to_table(
-        "branches",
-        records=r["branches"],
-        columns=[
-            "id",
-            "thread_id",
-            "parent_branch_id",
-            "fork_depth",
-            "sibling_index",
-            "level",
-            "jump_id",
-            "jump_level",
-            "jump_fork_depth",
-        ],
-    )
-    await conn.copy_records_to_table(
-        "messages",
-        records=[row[:10] for row in r["messages"]],
-        columns=[
-            "id",
-            "thread_id",
-            "seq",
-            "role",
-            "content",
-            "created_at",
-            "branch_id",
-            "depth",
-            "parent_id",
-            "sibling_index",
-        ],
-    )
+    await segments.pg_load_thread(conn, t)
     await conn.execute(
         "SELECT setval(pg_get_serial_sequence('branches', 'id'), greatest((SELECT max(id) FROM branches), 1000000))"
     )

@@ -90,55 +90,62 @@ def expected_counts(t: model.Thread, ids: list[str]) -> list[int]:
 # ============================================================================================ PostgreSQL
 
 
+async def pg_load_thread(conn, t: model.Thread) -> dict:
+    """One thread's rows in the segments schema (threads, branches, messages); returns model.rows(t)."""
+    r = model.rows(t)
+    last = t.messages[-1].created_at
+    await conn.copy_records_to_table(
+        "threads",
+        records=[(*row, last) for row in r["thread"]],
+        columns=[
+            "id",
+            "user_id",
+            "message_count",
+            "current_message_id",
+            "current_branch_id",
+            "current_depth",
+            "last_message_at",
+        ],
+    )
+    await conn.copy_records_to_table(
+        "branches",
+        records=r["branches"],
+        columns=[
+            "id",
+            "thread_id",
+            "parent_branch_id",
+            "fork_depth",
+            "sibling_index",
+            "level",
+            "jump_id",
+            "jump_level",
+            "jump_fork_depth",
+        ],
+    )
+    await conn.copy_records_to_table(
+        "messages",
+        records=[row[:10] for row in r["messages"]],
+        columns=[
+            "id",
+            "thread_id",
+            "seq",
+            "role",
+            "content",
+            "created_at",
+            "branch_id",
+            "depth",
+            "parent_id",
+            "sibling_index",
+        ],
+    )
+    return r
+
+
 async def pg_load(conn, threads: dict[str, model.Thread]) -> None:
     await conn.execute(S.SCHEMA_PG)
     for name, t in threads.items():
-        r = model.rows(t)
+        r = await pg_load_thread(conn, t)
         last = t.messages[-1].created_at
-        await conn.copy_records_to_table(
-            "threads",
-            records=[(*row, last) for row in r["thread"]],
-            columns=[
-                "id",
-                "user_id",
-                "message_count",
-                "current_message_id",
-                "current_branch_id",
-                "current_depth",
-                "last_message_at",
-            ],
-        )
-        await conn.copy_records_to_table(
-            "branches",
-            records=r["branches"],
-            columns=[
-                "id",
-                "thread_id",
-                "parent_branch_id",
-                "fork_depth",
-                "sibling_index",
-                "level",
-                "jump_id",
-                "jump_level",
-                "jump_fork_depth",
-            ],
-        )
-        await conn.copy_records_to_table(
-            "messages",
-            records=[row[:10] for row in r["messages"]],
-            columns=[
-                "id",
-                "thread_id",
-                "seq",
-                "role",
-                "content",
-                "created_at",
-                "branch_id",
-                "depth",
-                "parent_id",
-                "sibling_index",
-            ],
-        )
         if name in ("lin", "small"):
             await conn.copy_records_to_table(
                 "threads_v1",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import sqlite3
 
+import asyncpg
 from sqlalchemy import exc as sa_exc
 
 
@@ -95,6 +96,12 @@ def classify(error: BaseException) -> Failure:
     if isinstance(error, sa_exc.InterfaceError | sa_exc.OperationalError) or _is_connect_error(error):
         return Failure.UNAVAILABLE
     return Failure.INTERNAL
+
+
+def unwrapped_driver_error(error: BaseException) -> bool:
+    """A driver's own exception that SQLAlchemy did not wrap: raised by the engine's on-connect hooks (asyncpg's
+    codecs) when the server closed the connection while it was being set up."""
+    return isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError | sqlite3.Error)
 
 
 def _pooler_gave_up(error: BaseException) -> bool:

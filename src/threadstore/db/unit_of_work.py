@@ -38,7 +38,7 @@ from threadstore import metrics
 from threadstore.config import ConfigError, Settings
 from threadstore.db.admission import Admission, NoTurn
 from threadstore.db.engine import WRITE_OPTION, create_engine
-from threadstore.db.failures import Failure, Stale, classify, rejected_by_server
+from threadstore.db.failures import Failure, Stale, classify, rejected_by_server, unwrapped_driver_error
 from threadstore.db.replica import READ_AFTER, Behind, ReplicaState, count
 from threadstore.errors import DomainError, InternalError, ServiceUnavailable
 
@@ -155,11 +155,15 @@ class Database:
 
     async def read(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         mode = Mode.READ if self.dialect == "postgresql" else Mode.TRANSACTION
+
+        def unit(tx: Tx) -> Awaitable[T]:
+            return work(tx, *args, **kwargs)
+
         if self.replica is not None and getattr(work, _FROM_REPLICA, False):
-            served, result = await self._read_from_replica(self.replica, lambda tx: work(tx, *args, **kwargs))
+            served, result = await self._read_from_replica(self.replica, unit)
             if served:
                 return result  # type: ignore[no-any-return]
-        return await self._run(lambda tx: work(tx, *args, **kwargs), mode, write=False)
+        return await self._run(unit, mode, write=False)
 
     async def _read_from_replica(self, replica: Database, work: Callable[[Tx], Awaitable[Any]]) -> tuple[bool, Any]:
         """(True, result) when the replica answered; (False, None) when the read must go to the primary."""
@@ -301,18 +305,11 @@ class Database:
             log.warning("cannot connect to the database: %s", type(error).__name__)
             raise ServiceUnavailable() from None
         except Exception as error:
-            # A connection closed by the server while it was being set up (the engine's on-connect hooks:
-            # asyncpg's codecs) raises the driver's own InterfaceError, unwrapped: the database went away,
-            # which is a 503, not a bug of ours.
-            if not _driver_error(error):
+            if not unwrapped_driver_error(error):
                 raise
+            # The server closed the connection while it was being set up: the database went away (503).
             log.warning("connection lost while connecting: %s", type(error).__name__)
             raise ServiceUnavailable() from None
-
-
-def _driver_error(error: BaseException) -> bool:
-    module = type(error).__module__
-    return module.startswith(("asyncpg.", "sqlite3", "aiosqlite."))
 
 
 async def _note_position(conn: AsyncConnection) -> None:
