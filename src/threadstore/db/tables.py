@@ -62,6 +62,7 @@ JsonDocument = JSON().with_variant(JSONB(), "postgresql")
 # Thread ids break ties in list order ("larger id first"): byte order on every server, whatever the
 # database's default collation (SQLite compares bytes already).
 ThreadId = String(64).with_variant(String(64, collation="C"), "postgresql")
+BranchId = BigInteger().with_variant(Integer, "sqlite")
 
 threads = Table(
     "threads",
@@ -77,6 +78,14 @@ threads = Table(
     Column("message_count", Integer, nullable=False, server_default=text("0")),
     Column("last_message_at", UtcDateTime, nullable=True),
     Column("version", Integer, nullable=False, server_default=text("1")),
+    # The active path's leaf (NULL: no message), with its branch and depth, so an append without parent_id
+    # reads its position from the row it locks (docs/architecture.md, "Branches").
+    Column("current_message_id", String(64), nullable=True),
+    Column("current_branch_id", BranchId, nullable=True),
+    Column("current_depth", Integer, nullable=False, server_default=text("0")),
+    # `message_count` stays the seq counter (messages ever created: seqs are never reused); the API's
+    # message_count is message_count - deleted_count.
+    Column("deleted_count", Integer, nullable=False, server_default=text("0")),
     CheckConstraint("status IN ('active', 'archived')", name="status"),
 )
 
@@ -108,9 +117,45 @@ messages = Table(
     Column("content", Text, nullable=False),
     Column("metadata", JsonDocument, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # Its place in the thread's tree: `depth` on branch `branch_id` (a run of messages continuing one another).
+    # `parent_id` is kept for the API and never indexed: paths are found through `branches`.
+    Column("branch_id", BranchId, nullable=True),
+    Column("depth", Integer, nullable=True),
+    Column("parent_id", String(64), nullable=True),
+    Column("sibling_index", Integer, nullable=True),
     CheckConstraint("role IN ('user', 'assistant', 'system', 'tool')", name="role"),
-    # The unique (thread_id, seq) index is both the gapless-seq guard and the index that pages messages.
+    # The unique (thread_id, seq) index is both the gapless-seq guard and the index that pages `view=all`.
     UniqueConstraint("thread_id", "seq", name="uq_messages_thread_seq"),
+    # Pages of a path: one range per branch segment; also the guard that a message has one continuation.
+    # A named index, not a constraint, so SQLite statements can say INDEXED BY it.
+    Index("uq_messages_branch_depth", "branch_id", "depth", unique=True),
+)
+
+# A thread's messages form a tree stored as branches: runs of messages each of which is the parent of the next.
+# A branch starts after depth `fork_depth` of its parent branch (the trunk, created with the thread, has none:
+# roots are its children at depth 0). `level` and the jump columns are a skew-binary jump pointer over the
+# branch tree, so the segment of a path holding any depth is found in O(log branches) rows. Design and
+# measurements: docs/branches-design.md.
+branches = Table(
+    "branches",
+    metadata,
+    Column("id", BranchId, primary_key=True, autoincrement=True),
+    # Deferred: a thread's first write may insert its trunk before its row (migration 0006 says when).
+    Column(
+        "thread_id",
+        ThreadId,
+        ForeignKey("threads.id", ondelete="CASCADE", deferrable=True, initially="DEFERRED"),
+        nullable=False,
+    ),
+    Column("parent_branch_id", BranchId, nullable=True),
+    Column("fork_depth", Integer, nullable=False),
+    Column("sibling_index", Integer, nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("jump_id", BranchId, nullable=True),
+    Column("jump_level", Integer, nullable=True),
+    Column("jump_fork_depth", Integer, nullable=True),
+    Index("ix_branches_thread", "thread_id", "parent_branch_id"),
+    Index("ix_branches_forks", "parent_branch_id", "fork_depth", "sibling_index"),
 )
 
 idempotency_keys = Table(
@@ -126,6 +171,8 @@ idempotency_keys = Table(
     # The thread whose content the response holds; its permanent delete erases the response. Found through the
     # primary key's user_id prefix, with no index of its own (migration 0004 says why).
     Column("thread_id", ThreadId, nullable=True),
+    # The message a keyed append created: a delete of its branch erases the response too.
+    Column("message_id", String(64), nullable=True),
     Index("ix_idempotency_keys_created_at", "created_at"),
 )
 
