@@ -65,3 +65,27 @@ def decode_seq_cursor(cursor: str) -> int:
     if not 0 <= value[0] <= 2**31 - 1:
         raise _invalid()
     return int(value[0])
+
+
+def decode_message_cursor(cursor: str) -> list[Any]:
+    """A message list's cursor: `[seq]` (by seq; also what version 1 gave out for a thread's line), `["a",
+    branch, leaf_depth, after_depth]` / `["d", branch, before_depth]` (a path, ascending / descending), or
+    `["s", sibling_index]` (siblings). The kind is checked against the request's selector by the caller."""
+    value = _decode(cursor)
+    if len(value) == 1:
+        return ["seq", decode_seq_cursor(cursor)]
+    shapes = {"a": 3, "d": 2, "s": 1}
+    if not value or value[0] not in shapes or len(value) != shapes[value[0]] + 1:
+        raise _invalid()
+    numbers = value[1:]
+    # A branch id is a bigint; depths and indexes are integers, kept below the top so SQL's `+ 1` cannot overflow.
+    limits = [2**62 if value[0] != "s" and i == 0 else 2**31 - 2 for i in range(len(numbers))]
+    if not all(
+        isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= top for n, top in zip(numbers, limits, strict=True)
+    ):
+        raise _invalid()
+    return value
+
+
+def invalid_cursor() -> Unprocessable:
+    return _invalid()

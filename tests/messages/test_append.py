@@ -37,7 +37,12 @@ async def test_append_returns_201_with_the_message(api: Api, user: str, create_t
     assert response.status_code == 201, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"id", "object", "thread_id", "seq", "role", "content", "metadata", "created_at"}
+    assert set(body) == {"id", "object", "thread_id", "seq", "role", "content", "metadata", "created_at"} | {
+        "parent_id",
+        "depth",
+        "sibling_index",
+        "sibling_count",
+    }
     assert body["object"] == "message"
     assert body["thread_id"] == thread["id"]
     assert body["seq"] == 1

@@ -30,6 +30,7 @@ THREAD_FIELDS = {
     "message_count",
     "last_message_at",
     "version",
+    "current_message_id",  # version 2
 }
 
 

@@ -10,6 +10,7 @@ the compact form of db/event_body.py. The unit of work wakes event delivery afte
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,19 +18,23 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     CTE,
+    BindParameter,
     ColumnElement,
     Delete,
     Insert,
     LargeBinary,
     Select,
+    String,
     Text,
     Update,
     bindparam,
     cast,
+    func,
     insert,
     literal,
     null,
     select,
+    text,
 )
 from sqlalchemy.engine import RowMapping
 
@@ -45,41 +50,61 @@ MESSAGE_CREATED = "message.created"
 
 @dataclass(frozen=True)
 class Event:
-    """`data` is the object as the API returns it, about thread `thread_id`. `stored` names the one key of it
-    whose value only the database knows (a seq it hands out, JSON as it normalized it): the write returns a
-    column of that name, and the event takes the value from there. `content_of`: the id of the finished
-    message whose content is `data["content"]`; the event then reads it from the message row."""
+    """`data` is the object as the API returns it, about thread `thread_id`. `stored` names the keys of it
+    whose values only the database knows (a seq it hands out, a parent it chose, JSON as it normalized it): the
+    write returns columns of those names, and the event takes the values from there. `content_of`: the id of
+    the finished message whose content is `data["content"]`; the event then reads it from the message row."""
 
     user_id: str
     thread_id: str
     type: str
     data: dict[str, Any]
-    stored: str | None = None
+    stored: str | tuple[str, ...] | None = None
     content_of: str | None = None
 
     def body(self, at: datetime) -> bytes:
         """The stored body of the event recorded at time `at`."""
-        omitted = {self.stored, "content" if self.content_of is not None else None}
+        omitted = {*_keys(self.stored), "content" if self.content_of is not None else None}
         kept = {key: value for key, value in self.data.items() if key not in omitted}
         return event_body.encode(kept, self.thread_id, at)
 
 
+def _keys(stored: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    return () if stored is None else (stored,) if isinstance(stored, str) else stored
+
+
+def _member_python(stored: tuple[str, ...], row: RowMapping) -> str:
+    """The stored keys' `"key":value` members as JSON text, from the written row."""
+    return ",".join(f"{orjson.dumps(key).decode()}:{orjson.dumps(row[key]).decode()}" for key in stored)
+
+
 class WithEvent:
     """A write and its event, built once per write statement. `also`: further writes (CTEs) of the same
-    statement on PostgreSQL, such as the initial messages of a new thread."""
+    statement on PostgreSQL, made from the write's CTE (such as a new thread's trunk and initial messages)."""
 
-    def __init__(self, write: Insert | Update | Delete, stored: str | None = None, also: tuple[CTE, ...] = ()) -> None:
+    def __init__(
+        self,
+        write: Insert | Update | Delete,
+        stored: str | tuple[str, ...] | None = None,
+        also: Callable[[CTE], tuple[CTE, ...]] | None = None,
+    ) -> None:
         self._write = write
-        self._stored = stored
+        self._stored = _keys(stored)
         written = write.cte("w")
         member: ColumnElement[Any] = null()
-        if stored is not None:
-            member = literal(orjson.dumps(stored).decode() + ":", Text()) + cast(written.c[stored], Text())
+        for i, key in enumerate(self._stored):
+            column = written.c[key]
+            # JSON text of the value: a string needs quoting; a number or a JSON document prints as JSON.
+            value = func.to_json(column) if isinstance(column.type, String) else column
+            as_json = func.coalesce(cast(value, Text()), literal("null", Text()))
+            part = literal(("," if i else "") + orjson.dumps(key).decode() + ":", Text()) + as_json
+            member = part if i == 0 else member + part
         recorded = insert(events).from_select(
             ["user_id", "thread_id", "type", "body", "member", "content_of", "created_at"],
             select(_E_USER, _E_THREAD, _E_TYPE, _E_BODY, member, _E_CONTENT_OF, _E_CREATED_AT).select_from(written),
         )
-        self._one_statement: Select[Any] = select(written).add_cte(recorded.cte("e"), *also)
+        further = also(written) if also is not None else ()
+        self._one_statement: Select[Any] = select(written).add_cte(recorded.cte("e"), *further)
 
     async def execute(self, tx: Tx, params: dict[str, Any], event: Event) -> RowMapping | None:
         """Runs the write with `params`; if it returned a row, records `event` and returns the row."""
@@ -88,17 +113,43 @@ class WithEvent:
         else:
             row = (await tx.conn.execute(self._write, params)).mappings().first()
             if row is not None:
-                record = _params(event, tx)
-                if self._stored is not None:
-                    record["e_member"] = (
-                        f"{orjson.dumps(self._stored).decode()}:{orjson.dumps(row[self._stored]).decode()}"
-                    )
-                await tx.conn.execute(_RECORD, record)
+                await record(tx, event, row, self._stored)
         if row is None:
             return None
         tx.wrote_events = True
         written: RowMapping = row
         return written
+
+
+async def record(tx: Tx, event: Event, row: RowMapping | None = None, stored: tuple[str, ...] = ()) -> None:
+    """Records `event` by itself, in the unit's transaction (a write of several statements: SQLite, or a
+    transaction on PostgreSQL), taking the `stored` keys' values from the written `row`."""
+    params = _params(event, tx)
+    if stored and row is not None:
+        params["e_member"] = _member_python(stored, row)
+    await tx.conn.execute(_RECORD, params)
+    tx.wrote_events = True
+
+
+class TextWithEvent:
+    """A PostgreSQL write too involved for an expression (a tree's statements), as SQL text and its event in one
+    statement: `sql` is a `WITH` list whose last entry is `w`, the write with RETURNING; the event is recorded
+    from `w`'s row, with the `stored` keys' values as the database printed them (JSON text)."""
+
+    def __init__(self, sql: str, stored: tuple[str, ...], binds: tuple[BindParameter[Any], ...] = ()) -> None:
+        self._stored = stored
+        member = " || ',' || ".join(f"'\"{key}\":' || coalesce(to_json(w.{key})::text, 'null')" for key in stored)
+        self._statement = text(
+            f"{sql},\ne AS (INSERT INTO events (user_id, thread_id, type, body, member, content_of, created_at)"
+            f" SELECT :e_user_id, :e_thread_id, :e_type, :e_body, {member or 'NULL'}, :e_content_of, :e_created_at"
+            " FROM w)\nSELECT * FROM w"
+        ).bindparams(_E_BODY, _E_CREATED_AT, *binds)
+
+    async def execute(self, tx: Tx, params: dict[str, Any], event: Event) -> RowMapping | None:
+        row = (await tx.conn.execute(self._statement, params | _params(event, tx))).mappings().first()
+        if row is not None:
+            tx.wrote_events = True
+        return row
 
 
 _E_USER = bindparam("e_user_id", type_=events.c.user_id.type)

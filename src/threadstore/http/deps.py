@@ -59,6 +59,10 @@ ThreadIdPath = Annotated[
     str,
     Path(description="A thread id, as the API returned it.", json_schema_extra={"pattern": id_pattern("thr")}),
 ]
+MessageIdPath = Annotated[
+    str,
+    Path(description="A message id, as the API returned it.", json_schema_extra={"pattern": id_pattern("msg")}),
+]
 CursorQuery = Annotated[
     str | SkipJsonSchema[None],
     Query(

@@ -1,62 +1,222 @@
-"""All SQL about messages. Functions take the unit of work's `Tx`; none of them commits."""
+"""All SQL about messages. Functions take the unit of work's `Tx`; none of them commits.
+
+A thread's messages form a tree stored as branch segments (db/tables.py); the statements that walk it are in
+tree_sql.py."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import BindParameter, Select, bindparam, case, insert, select, update
+from sqlalchemy import TextClause, bindparam, case, insert, literal, select, text, update
 from sqlalchemy.engine import RowMapping
 
-from threadstore.db.outbox import Event, WithEvent
-from threadstore.db.tables import UtcDateTime, messages, storable, threads
+from threadstore.db.failures import Stale
+from threadstore.db.outbox import Event, TextWithEvent, WithEvent, record
+from threadstore.db.tables import JsonDocument, UtcDateTime, messages, storable, threads
 from threadstore.db.unit_of_work import Tx
+from threadstore.messages import tree_sql
 
-COLUMNS = list(messages.c)
+Order = Literal["asc", "desc"]
 
 _NOW = bindparam("p_now", type_=UtcDateTime())
-# Counts one more message on the owned, active thread; the new count is the message's seq. A blind update (no
-# read first), so the rule that updated_at never moves backwards is applied here, in SQL.
-_BUMP = (
-    update(threads)
-    .where(threads.c.id == bindparam("m_thread_id"), threads.c.user_id == bindparam("p_user"))
-    .where(threads.c.status == "active")
-    .values(
-        message_count=threads.c.message_count + 1,
-        version=threads.c.version + 1,
-        updated_at=case((threads.c.updated_at > _NOW, threads.c.updated_at), else_=_NOW),
-        last_message_at=case((threads.c.last_message_at > _NOW, threads.c.last_message_at), else_=_NOW),
-    )
-    .returning(threads.c.message_count.label("seq"))
+_OWNED_ACTIVE = (
+    threads.c.id == bindparam("m_thread_id"),
+    threads.c.user_id == bindparam("p_user"),
+    threads.c.status == "active",
 )
-_MESSAGE = {c.name: bindparam(f"m_{c.name}", type_=c.type) for c in messages.c if c.name != "seq"}
-_BUMPED = _BUMP.cte("b")
-_APPEND = {
-    # One statement: the bump hands the seq to the INSERT, which hands it to the event.
-    "postgresql": WithEvent(
-        insert(messages)
-        .from_select([*_MESSAGE, "seq"], select(*_MESSAGE.values(), _BUMPED.c.seq))
-        .returning(messages.c.seq),
-        stored="seq",
-    ),
-    "sqlite": WithEvent(
-        insert(messages).values({**_MESSAGE, "seq": bindparam("m_seq")}).returning(messages.c.seq), "seq"
-    ),
+# One more message on the thread, which becomes its current one; the new count is the message's seq. Blind
+# (no read first), so the rule that updated_at never moves backwards is applied here, in SQL.
+_BUMP = {
+    "message_count": threads.c.message_count + 1,
+    "version": threads.c.version + 1,
+    "updated_at": case((threads.c.updated_at > _NOW, threads.c.updated_at), else_=_NOW),
+    "last_message_at": case((threads.c.last_message_at > _NOW, threads.c.last_message_at), else_=_NOW),
+    "current_message_id": bindparam("m_id"),
 }
+_GIVEN = ("id", "thread_id", "role", "content", "metadata", "created_at")
+_MESSAGE = {name: bindparam(f"m_{name}", type_=messages.c[name].type) for name in _GIVEN}
+# What only the database decides for an append after the current message, which the event takes from it.
+_PLACED = ("seq", "parent_id", "depth")
+
+# PostgreSQL, one statement: `cur` locks the thread's row and, after waiting for a concurrent writer, returns its
+# latest version (READ COMMITTED re-reads a row it locks), so the parent is the current leaf as of this commit.
+# The leaf's branch and depth come from the thread row: the leaf's own row may have committed after this
+# statement's snapshot and be invisible to it. A leaf has no child, so the new message is its only one.
+_CURRENT = select(threads.c.id, threads.c.current_message_id).where(*_OWNED_ACTIVE).with_for_update().cte("cur")
+_AFTER_CURRENT = (
+    update(threads)
+    .where(threads.c.id == _CURRENT.c.id)
+    .values(**_BUMP, current_depth=threads.c.current_depth + 1)
+    .returning(
+        threads.c.message_count.label("seq"),
+        threads.c.current_branch_id.label("branch_id"),
+        threads.c.current_depth.label("depth"),
+        _CURRENT.c.current_message_id.label("parent_id"),
+    )
+    .cte("t")
+)
+_APPEND_PG = WithEvent(
+    insert(messages)
+    .from_select(
+        [*_MESSAGE, "seq", "branch_id", "depth", "parent_id", "sibling_index"],
+        select(
+            *_MESSAGE.values(),
+            _AFTER_CURRENT.c.seq,
+            _AFTER_CURRENT.c.branch_id,
+            _AFTER_CURRENT.c.depth,
+            _AFTER_CURRENT.c.parent_id,
+            literal(1),
+        ),
+    )
+    .returning(messages.c.seq, messages.c.parent_id, messages.c.depth),
+    stored=_PLACED,
+)
+# SQLite: statements in the unit's transaction, which holds the database's write lock from BEGIN.
+_CURRENT_SQLITE = select(threads.c.current_message_id).where(*_OWNED_ACTIVE)
+_AFTER_CURRENT_SQLITE = (
+    update(threads)
+    .where(*_OWNED_ACTIVE)
+    .values(**_BUMP, current_depth=threads.c.current_depth + 1)
+    .returning(threads.c.message_count, threads.c.current_branch_id, threads.c.current_depth)
+)
+_INSERT = insert(messages)
 
 
-async def append(tx: Tx, user_id: str, row: dict[str, Any], event: Event) -> int | None:
-    """Counts one more message on the owned, active thread, inserts `row` with that count as its seq and
-    records `event`. Returns the seq, or None if no active owned thread matched."""
+async def append_after_current(tx: Tx, user_id: str, row: dict[str, Any], event: Event) -> dict[str, Any] | None:
+    """Appends `row` after the thread's current message, makes it current, and records `event`. Returns the
+    message's place (seq, parent_id, depth, sibling_index, sibling_count), or None if no active owned thread
+    matched."""
     if not storable(user_id, row["thread_id"]):
         return None
-    params = {f"m_{name}": value for name, value in row.items()} | {"p_user": user_id, "p_now": tx.now}
-    if tx.dialect != "postgresql":
-        # SQLite cannot chain writes in one statement; its transaction makes the two one change.
-        params["m_seq"] = (await tx.conn.execute(_BUMP, params)).scalar_one_or_none()
-        if params["m_seq"] is None:
+    params = {f"m_{name}": row[name] for name in _GIVEN} | {"p_user": user_id, "p_now": tx.now}
+    if tx.dialect == "postgresql":
+        written = await _APPEND_PG.execute(tx, params, event)
+        if written is None:
             return None
-    written = await _APPEND[tx.dialect].execute(tx, params, event)
-    return None if written is None else int(written["seq"])
+        placed = dict(written)
+    else:
+        parent_id = (await tx.conn.execute(_CURRENT_SQLITE, params)).first()
+        if parent_id is None:
+            return None
+        seq, branch_id, depth = (await tx.conn.execute(_AFTER_CURRENT_SQLITE, params)).one()
+        placed = {"seq": seq, "parent_id": parent_id[0], "depth": depth}
+        values = {name: row[name] for name in _GIVEN}
+        await tx.conn.execute(_INSERT, [values | placed | {"branch_id": branch_id, "sibling_index": 1}])
+        await record(tx, event, placed, _PLACED)  # type: ignore[arg-type]
+    return placed | {"sibling_index": 1, "sibling_count": 1}
+
+
+_LOCK = select(threads.c.version).where(*_OWNED_ACTIVE).with_for_update()
+_ACTIVE = select(threads.c.version).where(*_OWNED_ACTIVE)
+_CHILD_PG = {
+    kind: TextWithEvent(
+        sql,
+        ("seq", "depth", "sibling_index", "sibling_count"),
+        binds=(bindparam("now", type_=UtcDateTime()), bindparam("metadata", type_=JsonDocument)),
+    )
+    for kind, sql in tree_sql.CHILD_PG.items()
+}
+_CHILD_PLACE = {kind: text(sql) for kind, sql in tree_sql.CHILD_PLACE.items()}
+_NEW_BRANCH = text(
+    "INSERT INTO branches (thread_id, parent_branch_id, fork_depth, sibling_index, level, jump_id, jump_level,"
+    " jump_fork_depth) VALUES (:thread, :pb, :f, :sibling_index, :level, :jump_id, :jump_level, :jump_fork_depth)"
+    " RETURNING id"
+)
+_AT_PLACE_SQLITE = (
+    update(threads)
+    .where(*_OWNED_ACTIVE)
+    .values(**_BUMP, current_branch_id=bindparam("m_branch_id"), current_depth=bindparam("m_depth"))
+    .returning(threads.c.message_count)
+)
+
+
+async def append_child(
+    tx: Tx, user_id: str, row: dict[str, Any], parent_id: str | None, event: Event
+) -> dict[str, Any] | None:
+    """Appends `row` as a child of message `parent_id` of the thread (None: a new root), makes it current and
+    records `event`. Returns its place, or None if the thread is not an active owned one or has no such message
+    (the caller tells which). Raises Stale when, without a transaction, the thread changed under it."""
+    if not storable(user_id, row["thread_id"], parent_id or ""):
+        return None
+    kind = "root" if parent_id is None else "message"
+    if tx.dialect == "postgresql":
+        params = {
+            "thread": row["thread_id"],
+            "user": user_id,
+            "parent": parent_id,
+            "id": row["id"],
+            "role": row["role"],
+            "content": row["content"],
+            "metadata": row["metadata"],
+            "now": tx.now,
+        }
+        if tx.in_transaction:
+            # Under the lock the statement's snapshot follows every write committed before: it cannot lose.
+            locked = await tx.conn.execute(_LOCK, {"m_thread_id": row["thread_id"], "p_user": user_id})
+            if locked.first() is None:
+                return None
+        written = await _CHILD_PG[kind].execute(tx, params, event)
+        if written is None:
+            if not tx.in_transaction and await _is_child_place(tx, row["thread_id"], user_id, parent_id):
+                raise Stale()  # a write committed between the statement's snapshot and its update
+            return None
+        return dict(written)
+    return await _append_child_sqlite(tx, user_id, row, parent_id, kind, event)
+
+
+async def _is_child_place(tx: Tx, thread_id: str, user_id: str, parent_id: str | None) -> bool:
+    """Whether the thread is active and owned and the parent is its message: then a statement that wrote nothing
+    lost a race."""
+    active = await tx.conn.execute(_ACTIVE, {"m_thread_id": thread_id, "p_user": user_id})
+    if active.first() is None:
+        return False
+    kind = "root" if parent_id is None else "message"
+    return (await tx.conn.execute(_CHILD_PLACE[kind], {"thread": thread_id, "parent": parent_id})).first() is not None
+
+
+async def _append_child_sqlite(
+    tx: Tx, user_id: str, row: dict[str, Any], parent_id: str | None, kind: str, event: Event
+) -> dict[str, Any] | None:
+    place = (await tx.conn.execute(_CHILD_PLACE[kind], {"thread": row["thread_id"], "parent": parent_id})).first()
+    if place is None:
+        return None
+    pb, f, cont_idx, fork_idx, forks, level, fork_depth, jump_level, jj_id, jj_level, jj_fork_depth = place
+    sibling_index = max(cont_idx or 0, fork_idx or 0) + 1
+    branch_id = pb
+    if cont_idx is not None:  # the parent already continues its branch: the child starts a new one
+        # The skew-binary jump (Myers 1983): to the parent's jump's jump when the two spans are equal.
+        skip = jj_id is not None and level - jump_level == jump_level - jj_level
+        jump = (jj_id, jj_level, jj_fork_depth) if skip else (pb, level, fork_depth)
+        branch_id = (
+            await tx.conn.execute(
+                _NEW_BRANCH,
+                {
+                    "thread": row["thread_id"],
+                    "pb": pb,
+                    "f": f,
+                    "sibling_index": sibling_index,
+                    "level": level + 1,
+                    "jump_id": jump[0],
+                    "jump_level": jump[1],
+                    "jump_fork_depth": jump[2],
+                },
+            )
+        ).scalar_one()
+    params = {"m_thread_id": row["thread_id"], "p_user": user_id, "p_now": tx.now, "m_id": row["id"]}
+    params |= {"m_branch_id": branch_id, "m_depth": f + 1}
+    seq = (await tx.conn.execute(_AT_PLACE_SQLITE, params)).scalar_one_or_none()
+    if seq is None:
+        return None  # nothing was written: the branch row above is undone with the unit's transaction
+    placed = {
+        "seq": seq,
+        "depth": f + 1,
+        "sibling_index": sibling_index,
+        "sibling_count": forks + 1 + (cont_idx is not None),
+    }
+    values = {name: row[name] for name in _GIVEN} | {"branch_id": branch_id, "parent_id": parent_id}
+    await tx.conn.execute(_INSERT, [values | {"seq": seq, "depth": f + 1, "sibling_index": sibling_index}])
+    await record(tx, event, placed, ("seq", "depth", "sibling_index", "sibling_count"))  # type: ignore[arg-type]
+    return placed
 
 
 async def thread_status(tx: Tx, user_id: str, thread_id: str) -> str | None:
@@ -67,42 +227,114 @@ async def thread_status(tx: Tx, user_id: str, thread_id: str) -> str | None:
     return (await tx.conn.execute(stmt)).scalar_one_or_none()
 
 
-def _page_statement(order: Literal["asc", "desc"], after: bool) -> Select[Any]:
-    # Joining the thread checks ownership in the same round trip; the (thread_id, seq) unique index
-    # makes any page, first or last of 100,000, one index range scan.
-    stmt = (
-        select(*COLUMNS)
-        .join(threads, threads.c.id == messages.c.thread_id)
-        .where(messages.c.thread_id == bindparam("p_thread"), threads.c.user_id == bindparam("p_user"))
-    )
-    if after:
-        bound: BindParameter[int] = bindparam("p_after")
-        stmt = stmt.where(messages.c.seq > bound if order == "asc" else messages.c.seq < bound)
-    ordering = messages.c.seq.asc() if order == "asc" else messages.c.seq.desc()
-    return stmt.order_by(ordering).limit(bindparam("p_limit"))
+def _read(sql: str) -> TextClause:
+    return text(sql).columns(created_at=UtcDateTime(), metadata=JsonDocument)  # type: ignore[return-value]
 
 
-# Built once: the four shapes a page query can take.
-_PAGES = {(order, after): _page_statement(order, after) for order in ("asc", "desc") for after in (False, True)}
+_PATH_PAGES = {
+    (order, dialect): _read(tree_sql.path_page(order, dialect))
+    for order in ("asc", "desc")
+    for dialect in ("postgresql", "sqlite")
+}
+_SIBLING_PAGES = {
+    (order, dialect): _read(tree_sql.siblings_page(order, dialect))
+    for order in ("asc", "desc")
+    for dialect in ("postgresql", "sqlite")
+}
+_SEQ_PAGES = {(order, after): _read(tree_sql.seq_page(order, after)) for order in ("asc", "desc") for after in (0, 1)}
+_ONE = _read(tree_sql.ONE_MESSAGE)
+_POSITION = text(tree_sql.POSITION)
 
 
-async def page(
-    tx: Tx, user_id: str, thread_id: str, *, after_seq: int | None, order: Literal["asc", "desc"], limit: int
+async def path_page(
+    tx: Tx,
+    user_id: str,
+    thread_id: str,
+    *,
+    order: Order,
+    limit: int,
+    branch: int | None,
+    leaf_depth: int | None = None,
+    after: int = 0,
+    before: int | None = None,
 ) -> list[RowMapping]:
+    """A page of a path, by depth: the path to the thread's current message (`branch` None), or to the message
+    at `leaf_depth` of `branch` (asc), or the path above `branch` from depth `before` up (desc)."""
     if not storable(user_id, thread_id):
         return []
-    params = {"p_thread": thread_id, "p_user": user_id, "p_after": after_seq, "p_limit": limit}
-    if after_seq is None:
-        del params["p_after"]
-    stmt = _PAGES[(order, after_seq is not None)]
+    params = {"thread": thread_id, "user": user_id, "lim": limit, "sb": branch}
+    if order == "asc":
+        params |= {"after": after, "leaf_depth": leaf_depth}
+    else:
+        params["before"] = before
+    return list((await tx.conn.execute(_PATH_PAGES[(order, tx.dialect)], params)).mappings().all())
+
+
+async def position(tx: Tx, user_id: str, thread_id: str, message_id: str) -> RowMapping | None:
+    """Where the owned thread's message is in its tree (branch_id, depth, parent_branch_id, fork_depth)."""
+    if not storable(user_id, thread_id, message_id):
+        return None
+    params = {"mid": message_id, "thread": thread_id, "user": user_id}
+    return (await tx.conn.execute(_POSITION, params)).mappings().first()
+
+
+async def siblings_page(
+    tx: Tx, user_id: str, thread_id: str, message_id: str, *, order: Order, limit: int, after: int | None
+) -> list[RowMapping]:
+    """The messages sharing `message_id`'s parent, by sibling_index, after the cursor's index."""
+    if not storable(user_id, thread_id, message_id):
+        return []
+    bound = after if after is not None else (0 if order == "asc" else 2**31 - 1)
+    params = {"mid": message_id, "thread": thread_id, "user": user_id, "lim": limit, "after": bound}
+    return list((await tx.conn.execute(_SIBLING_PAGES[(order, tx.dialect)], params)).mappings().all())
+
+
+async def seq_page(
+    tx: Tx, user_id: str, thread_id: str, *, order: Order, limit: int, after: int | None
+) -> list[RowMapping]:
+    """Every message of the thread by seq (the (thread_id, seq) index: one range scan)."""
+    if not storable(user_id, thread_id):
+        return []
+    params: dict[str, Any] = {"thread": thread_id, "user": user_id, "lim": limit}
+    if after is not None:
+        params["after"] = after
+    stmt = _SEQ_PAGES[(order, int(after is not None))]
     return list((await tx.conn.execute(stmt, params)).mappings().all())
 
 
-async def first_by_role(tx: Tx, thread_id: str, role: str) -> RowMapping | None:
-    stmt = (
-        select(*COLUMNS)
-        .where(messages.c.thread_id == thread_id, messages.c.role == role)
-        .order_by(messages.c.seq.asc())
-        .limit(1)
-    )
-    return (await tx.conn.execute(stmt)).mappings().first()
+async def get(tx: Tx, user_id: str, thread_id: str, message_id: str) -> RowMapping | None:
+    if not storable(user_id, thread_id, message_id):
+        return None
+    params = {"mid": message_id, "thread": thread_id, "user": user_id}
+    return (await tx.conn.execute(_ONE, params)).mappings().first()
+
+
+_FIRST_USER = {dialect: _read(tree_sql.first_user_on_path(dialect)) for dialect in ("postgresql", "sqlite")}
+_RENAME_WINDOW = 200
+
+
+async def first_user_on_active_path(tx: Tx, thread_id: str, user_id: str) -> str | None:
+    """The content of the first user message of the thread's active path, looked for a window of depths at a
+    time (a user message is almost always in the first)."""
+    after = 0
+    while True:
+        params = {"thread": thread_id, "user": user_id, "lim": _RENAME_WINDOW, "after": after}
+        params |= {"sb": None, "leaf_depth": None}
+        found = (await tx.conn.execute(_FIRST_USER[tx.dialect], params)).mappings().first()
+        if found is not None:
+            return str(found["content"])
+        # No user message in the window: the next one, unless the window reached the path's end.
+        window = await path_page(tx, user_id, thread_id, order="asc", limit=1, branch=None, after=after)
+        if not window or after + _RENAME_WINDOW >= window[0]["leaf_depth"]:
+            return None
+        after += _RENAME_WINDOW
+
+
+_DESCENT = {dialect: text(tree_sql.descent(dialect)) for dialect in ("postgresql", "sqlite")}
+
+
+async def newest_leaf(tx: Tx, branch_id: int, depth: int) -> RowMapping | None:
+    """The leaf reached from the message at `depth` of `branch_id` (depth 0 on the trunk: from the newest root)
+    by following the child created last at each step: its id, branch_id and depth. None: no message there."""
+    params = {"start_branch": branch_id, "start_depth": depth}
+    return (await tx.conn.execute(_DESCENT[tx.dialect], params)).mappings().first()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Query, Response
 
+from threadstore.errors import Unprocessable
 from threadstore.http.deps import (
     CurrentUser,
     CursorQuery,
     DatabaseDep,
     LimitQuery,
     LimitsDep,
+    MessageIdPath,
     SettingsDep,
     ThreadIdPath,
 )
@@ -61,6 +63,25 @@ def _created(message: dict[str, Any]) -> StoredResponse:
     return StoredResponse(201, json_bytes(message), thread_id=message["thread_id"])
 
 
+def _selection(
+    leaf: Annotated[str | None, Query(description="List the path from the root to this message.")] = None,
+    siblings_of: Annotated[str | None, Query(description="List the messages sharing this message's parent.")] = None,
+    view: Annotated[Literal["all"] | None, Query(description="`all`: every message of the thread by seq.")] = None,
+) -> service.Selection:
+    named = [
+        name for name, value in (("leaf", leaf), ("siblings_of", siblings_of), ("view", view)) if value is not None
+    ]
+    if len(named) > 1:
+        raise Unprocessable(
+            "leaf, siblings_of and view are mutually exclusive; give at most one.",
+            errors=[{"loc": ["query", name], "msg": "mutually exclusive"} for name in named],
+        )
+    return service.Selection(leaf=leaf, siblings_of=siblings_of, all=view == "all")
+
+
+SelectionQuery = Annotated[service.Selection, Depends(_selection)]
+
+
 @router.get(
     "",
     response_model=MessageList,
@@ -72,9 +93,25 @@ async def list_messages(
     thread_id: ThreadIdPath,
     user_id: CurrentUser,
     database: DatabaseDep,
+    selection: SelectionQuery,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
     order: Literal["asc", "desc"] = "asc",
 ) -> Response:
-    page = await database.read(service.list_messages, user_id, thread_id, limit=limit, cursor=cursor, order=order)
+    page = await database.read(
+        service.list_messages, user_id, thread_id, limit=limit, cursor=cursor, order=order, selection=selection
+    )
     return Response(json_bytes(page), media_type="application/json")
+
+
+@router.get(
+    "/{message_id}",
+    response_model=MessageOut,
+    operation_id="get_message",
+    dependencies=[ReadAfterHeader],
+)
+async def get_message(
+    thread_id: ThreadIdPath, message_id: MessageIdPath, user_id: CurrentUser, database: DatabaseDep
+) -> Response:
+    message = await database.read(service.get, user_id, thread_id, message_id)
+    return Response(json_bytes(message), media_type="application/json")

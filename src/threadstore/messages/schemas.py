@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from threadstore.ids import id_pattern
 from threadstore.limits import Content, Metadata
@@ -13,7 +13,12 @@ from threadstore.timestamps import Timestamp, rfc3339
 Role = Literal["user", "assistant", "system", "tool"]
 
 
-class MessageCreate(BaseModel):
+MessageId = Annotated[str, Field(pattern=id_pattern("msg"))]
+
+
+class MessageContent(BaseModel):
+    """A message as a new thread's initial messages give it (they form a chain: no parent_id)."""
+
     model_config = ConfigDict(extra="forbid")
 
     role: Role = "user"
@@ -21,9 +26,30 @@ class MessageCreate(BaseModel):
     metadata: Metadata = Field(default_factory=dict)
 
 
+class MessageCreate(MessageContent):
+    """`parent_id` absent: after the thread's current message; an id: a child of that message; null: a root."""
+
+    # Any string: one that names no message of the thread is the service's 422, with the same message whatever
+    # it names (another user's message included), so a pattern here would only add a second wording.
+    parent_id: Annotated[str, Field(max_length=64)] | None = None
+
+    @property
+    def follows_current(self) -> bool:
+        return "parent_id" not in self.model_fields_set
+
+    @model_serializer(mode="wrap")
+    def _absent_is_not_null(self, dump: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Absent and null parent_id are different requests (after the current message / a new root), so an
+        # Idempotency-Key's fingerprint, made from this dump, must tell them apart.
+        data: dict[str, Any] = dump(self)
+        if self.follows_current:
+            data.pop("parent_id", None)
+        return data
+
+
 # The response shape, for the document: handlers serialize plain dicts for speed.
 class MessageOut(BaseModel):
-    id: Annotated[str, Field(pattern=id_pattern("msg"))]
+    id: MessageId
     object: Literal["message"]
     thread_id: Annotated[str, Field(pattern=id_pattern("thr"))]
     seq: Annotated[int, Field(ge=1)]
@@ -31,6 +57,10 @@ class MessageOut(BaseModel):
     content: str
     metadata: dict[str, Any]
     created_at: Timestamp
+    parent_id: MessageId | None
+    depth: Annotated[int, Field(ge=1)]
+    sibling_index: Annotated[int, Field(ge=1)]
+    sibling_count: Annotated[int, Field(ge=1)]
 
 
 class MessageList(BaseModel):
@@ -50,4 +80,8 @@ def message_json(row: Any) -> dict[str, Any]:
         "content": row["content"],
         "metadata": row["metadata"],
         "created_at": rfc3339(row["created_at"]),
+        "parent_id": row["parent_id"],
+        "depth": row["depth"],
+        "sibling_index": row["sibling_index"],
+        "sibling_count": row["sibling_count"],
     }

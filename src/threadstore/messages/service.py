@@ -1,44 +1,77 @@
-"""Rules about messages. Every function runs inside a unit of work it is handed; none commits."""
+"""Rules about messages. Every function runs inside a unit of work it is handed; none commits.
+
+A thread's messages form a tree: each has a parent (None for a root), and the thread's current message is the
+leaf of its active path (API.md, "Branches")."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
+
+from sqlalchemy.engine import RowMapping
 
 from threadstore import cursors
 from threadstore.db.outbox import MESSAGE_CREATED, Event
 from threadstore.db.unit_of_work import Tx, from_replica, one_write
-from threadstore.errors import Conflict, thread_not_found
+from threadstore.errors import Conflict, NotFound, Unprocessable, thread_not_found
 from threadstore.ids import new_id
 from threadstore.limits import Limits
 from threadstore.messages import repository
-from threadstore.messages.schemas import MessageCreate, message_json
+from threadstore.messages.schemas import MessageContent, MessageCreate, message_json
+
+Order = Literal["asc", "desc"]
 
 
 @one_write
 async def append(tx: Tx, user_id: str, thread_id: str, body: MessageCreate, limits: Limits) -> dict[str, Any]:
     row = _row(tx, thread_id, None, body, limits, ("body",))
-    message = message_json(row)
-    # The seq is handed out by the write, which counts one more message on the thread atomically; the row lock
-    # it takes orders concurrent appends, so seqs are gapless and in commit order.
-    # A finished message's content never changes, so its event refers to it instead of copying it.
-    event = Event(user_id, thread_id, MESSAGE_CREATED, message, stored="seq", content_of=message["id"])
-    seq = await repository.append(tx, user_id, row, event)
-    if seq is None:
-        if await repository.thread_status(tx, user_id, thread_id) is None:
+    # A finished message's content never changes, so its event refers to it instead of copying it. Where the
+    # message goes is decided by the write (the thread's row lock orders concurrent appends, so seqs are gapless
+    # and in commit order, and "after the current message" means the current one as of the commit); the event
+    # takes those values from it.
+    if body.follows_current:
+        message = message_json(row | {"parent_id": None, "depth": 1, "sibling_index": 1, "sibling_count": 1})
+        event = Event(
+            user_id, thread_id, MESSAGE_CREATED, message, stored=("seq", "parent_id", "depth"), content_of=row["id"]
+        )
+        placed = await repository.append_after_current(tx, user_id, row, event)
+    else:
+        message = message_json(row | {"parent_id": body.parent_id, "depth": 1, "sibling_index": 1, "sibling_count": 1})
+        stored = ("seq", "depth", "sibling_index", "sibling_count")
+        event = Event(user_id, thread_id, MESSAGE_CREATED, message, stored=stored, content_of=row["id"])
+        placed = await repository.append_child(tx, user_id, row, body.parent_id, event)
+    if placed is None:
+        status = await repository.thread_status(tx, user_id, thread_id)
+        if status is None:
             raise thread_not_found()
-        raise Conflict("The thread is archived; restore it before adding messages.")
-    return message | {"seq": seq}
+        if status == "archived":
+            raise Conflict("The thread is archived; restore it before adding messages.")
+        raise not_a_message_of_the_thread(("body", "parent_id"))
+    return message | placed
 
 
-def initial_rows(tx: Tx, thread_id: str, initial: Sequence[MessageCreate], limits: Limits) -> list[dict[str, Any]]:
-    """The rows of a new thread's first messages, numbered from 1 (its creation writes them)."""
+def not_a_message_of_the_thread(loc: tuple[str, ...]) -> Unprocessable:
+    # The same words whatever the id names (nothing, another thread's or another user's message): nothing leaks.
+    return Unprocessable("No message with this id in this thread.", errors=[{"loc": list(loc), "msg": "not found"}])
+
+
+def message_not_found() -> NotFound:
+    return NotFound("No message with this id.")
+
+
+def initial_rows(tx: Tx, thread_id: str, initial: Sequence[MessageContent], limits: Limits) -> list[dict[str, Any]]:
+    """The rows of a new thread's first messages: a chain numbered from 1, the last one current (its creation
+    writes them, on the thread's trunk)."""
     limits.initial_message_count(len(initial), ("body", "messages"))
-    return [_row(tx, thread_id, seq, m, limits, ("body", "messages", seq - 1)) for seq, m in enumerate(initial, 1)]
+    rows = [_row(tx, thread_id, seq, m, limits, ("body", "messages", seq - 1)) for seq, m in enumerate(initial, 1)]
+    for i, row in enumerate(rows):
+        row |= {"depth": i + 1, "parent_id": rows[i - 1]["id"] if i else None, "sibling_index": 1}
+    return rows
 
 
 def _row(
-    tx: Tx, thread_id: str, seq: int | None, body: MessageCreate, limits: Limits, loc: tuple[str | int, ...]
+    tx: Tx, thread_id: str, seq: int | None, body: MessageContent, limits: Limits, loc: tuple[str | int, ...]
 ) -> dict[str, Any]:
     return {
         "id": new_id("msg"),
@@ -51,21 +84,133 @@ def _row(
     }
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which messages a list holds: the active path (nothing set), the path to `leaf`, the siblings of
+    `siblings_of`, or every message by seq (`all`). At most one is set (the router checks)."""
+
+    leaf: str | None = None
+    siblings_of: str | None = None
+    all: bool = False
+
+
 @from_replica
 async def list_messages(
-    tx: Tx, user_id: str, thread_id: str, *, limit: int, cursor: str | None, order: Literal["asc", "desc"]
+    tx: Tx,
+    user_id: str,
+    thread_id: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    order: Order,
+    selection: Selection = Selection(),
 ) -> dict[str, Any]:
-    after = cursors.decode_seq_cursor(cursor) if cursor else None
-    rows = await repository.page(tx, user_id, thread_id, after_seq=after, order=order, limit=limit + 1)
+    after = cursors.decode_message_cursor(cursor) if cursor else None
+    if selection.all:
+        rows, next_cursor = await _by_seq(tx, user_id, thread_id, order, limit, after)
+    elif selection.siblings_of is not None:
+        rows, next_cursor = await _siblings(tx, user_id, thread_id, selection.siblings_of, order, limit, after)
+    else:
+        rows, next_cursor = await _path(tx, user_id, thread_id, selection.leaf, order, limit, after)
     if not rows and await repository.thread_status(tx, user_id, thread_id) is None:
         raise thread_not_found()
+    data = [message_json(r) for r in rows]
+    return {"object": "list", "data": data, "next_cursor": next_cursor, "has_more": next_cursor is not None}
+
+
+Page = tuple[list[RowMapping], str | None]
+
+
+async def _by_seq(tx: Tx, user_id: str, thread_id: str, order: Order, limit: int, after: list[Any] | None) -> Page:
+    if after is not None and after[0] != "seq":
+        raise cursors.invalid_cursor()
+    bound = after[1] if after is not None else None
+    rows = await repository.seq_page(tx, user_id, thread_id, order=order, limit=limit + 1, after=bound)
     has_more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = cursors.encode(rows[-1]["seq"]) if has_more else None
-    return {"object": "list", "data": [message_json(r) for r in rows], "next_cursor": next_cursor, "has_more": has_more}
+    return rows, cursors.encode(rows[-1]["seq"]) if has_more else None
 
 
-async def first_user_text(tx: Tx, thread_id: str) -> str | None:
-    """The content of the thread's first user message, which titles it."""
-    row = await repository.first_by_role(tx, thread_id, "user")
-    return None if row is None else str(row["content"])
+async def _siblings(
+    tx: Tx, user_id: str, thread_id: str, message_id: str, order: Order, limit: int, after: list[Any] | None
+) -> Page:
+    if after is not None and after[0] != "s":
+        raise cursors.invalid_cursor()
+    bound = after[1] if after is not None else None
+    rows = await repository.siblings_page(tx, user_id, thread_id, message_id, order=order, limit=limit + 1, after=bound)
+    if not rows and await repository.position(tx, user_id, thread_id, message_id) is None:
+        raise message_not_found()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, cursors.encode("s", rows[-1]["sibling_index"]) if has_more else None
+
+
+async def _path(
+    tx: Tx, user_id: str, thread_id: str, leaf: str | None, order: Order, limit: int, after: list[Any] | None
+) -> Page:
+    """A page of the path root → leaf (the thread's current message when `leaf` is None). The cursor keeps the
+    path of the first page: a branch switch meanwhile does not splice two paths."""
+    branch: int | None = None
+    leaf_depth: int | None = None
+    bound: int | None = None
+    if after is not None:
+        kind = after[0]
+        if kind == "seq":  # a cursor of version 1, of a thread that was a line: a depth on the current path
+            bound = after[1]
+        elif kind == ("a" if order == "asc" else "d"):
+            branch, *rest = after[1:]
+            leaf_depth, bound = (rest[0] or None, rest[1]) if order == "asc" else (None, rest[0])
+        else:
+            raise cursors.invalid_cursor()
+    elif leaf is not None:
+        at = await repository.position(tx, user_id, thread_id, leaf)
+        if at is None:
+            raise message_not_found()
+        branch, leaf_depth = at["branch_id"], at["depth"]
+        bound = at["depth"] + 1 if order == "desc" else None
+    if order == "asc":
+        rows = await repository.path_page(
+            tx, user_id, thread_id, order="asc", limit=limit, branch=branch, leaf_depth=leaf_depth, after=bound or 0
+        )
+        if rows and rows[-1]["depth"] < rows[-1]["leaf_depth"]:
+            last = rows[-1]
+            # 0: to the tip of the branch, wherever appends take it (tree_sql.py); else to the named leaf.
+            to = 0 if leaf is None and leaf_depth is None else last["leaf_depth"]
+            return rows, cursors.encode("a", last["path_branch"], to, last["depth"])
+        return rows, None
+    rows = await repository.path_page(tx, user_id, thread_id, order="desc", limit=limit, branch=branch, before=bound)
+    if rows and rows[-1]["depth"] > 1:
+        return rows, cursors.encode("d", rows[-1]["branch_id"], rows[-1]["depth"])
+    return rows, None
+
+
+@from_replica
+async def get(tx: Tx, user_id: str, thread_id: str, message_id: str) -> dict[str, Any]:
+    row = await repository.get(tx, user_id, thread_id, message_id)
+    if row is None:
+        raise message_not_found()
+    return message_json(row)
+
+
+async def first_user_text(tx: Tx, user_id: str, thread_id: str) -> str | None:
+    """The content of the first user message of the thread's active path, which titles it."""
+    return await repository.first_user_on_active_path(tx, thread_id, user_id)
+
+
+@dataclass(frozen=True)
+class Leaf:
+    id: str | None
+    branch_id: int
+    depth: int
+
+
+async def newest_leaf_from(tx: Tx, user_id: str, thread_id: str, message_id: str) -> Leaf | None:
+    """The leaf reached from the thread's message by following the child created last at each step; None when
+    the id names no message of the owned thread."""
+    at = await repository.position(tx, user_id, thread_id, message_id)
+    if at is None:
+        return None
+    leaf = await repository.newest_leaf(tx, at["branch_id"], at["depth"])
+    if leaf is None:  # cannot happen: the message itself is on the way
+        return Leaf(message_id, at["branch_id"], at["depth"])
+    return Leaf(leaf["id"], leaf["branch_id"], leaf["depth"])

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     ARRAY,
+    CTE,
     BindParameter,
     ColumnElement,
     Integer,
@@ -23,7 +24,10 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
+    null,
     select,
+    true,
     tuple_,
     union_all,
     update,
@@ -33,7 +37,7 @@ from sqlalchemy.engine import RowMapping
 
 from threadstore.db.failures import Stale
 from threadstore.db.outbox import Event, WithEvent
-from threadstore.db.tables import HAS_STATUS, THREAD_STATUSES, UtcDateTime, messages, storable, threads
+from threadstore.db.tables import HAS_STATUS, THREAD_STATUSES, UtcDateTime, branches, messages, storable, threads
 from threadstore.db.unit_of_work import Tx
 
 COLUMNS = [c for c in threads.c if c.name != "user_id"]
@@ -60,50 +64,94 @@ async def get_for_change(tx: Tx, user_id: str, thread_id: str) -> RowMapping | N
     return (await tx.conn.execute(stmt, {"p_id": thread_id, "p_user": user_id})).mappings().first()
 
 
-# A new thread, and on PostgreSQL its initial messages in the same statement: unnest() turns one array per
-# column into rows, so any number of messages is one statement shape.
-_INSERT = insert(threads).values({c.name: bindparam(f"t_{c.name}", type_=c.type) for c in threads.c})
+# A new thread with its trunk (the branch its first messages and roots are on: db/tables.py), and on PostgreSQL
+# its initial messages, in one statement: unnest() turns one array per column into rows, so any number of
+# messages is one statement shape. The trunk's id is drawn from the branches' sequence by the thread's insert.
+_THREAD_VALUES = {c.name: bindparam(f"t_{c.name}", type_=c.type) for c in threads.c}
+_INSERT = insert(threads).values(_THREAD_VALUES)
+_INSERT_PG = insert(threads).values(
+    _THREAD_VALUES | {"current_branch_id": literal_column("nextval(pg_get_serial_sequence('branches', 'id'))")}
+)
 _INSERT_MESSAGES = insert(messages)
+_ARRAYS = ("id", "seq", "role", "content", "metadata", "parent_id")
 _MESSAGE_ARRAYS = (
-    func.unnest(*(bindparam(f"m_{name}", type_=ARRAY(Text)) for name in ("id", "seq", "role", "content", "metadata")))
-    .table_valued("id", "seq", "role", "content", "metadata")
+    func.unnest(*(bindparam(f"m_{name}", type_=ARRAY(Text)) for name in _ARRAYS))
+    .table_valued(*_ARRAYS)
     .render_derived(name="u")
 )
-_CREATE_MESSAGES = (
-    insert(messages)
-    .from_select(
-        ["id", "thread_id", "seq", "role", "content", "metadata", "created_at"],
+
+
+def _trunk_and_messages(written: CTE, with_messages: bool) -> tuple[CTE, ...]:
+    trunk = insert(branches).from_select(
+        ["id", "thread_id", "parent_branch_id", "fork_depth", "sibling_index", "level"],
+        select(written.c.current_branch_id, written.c.id, null(), literal(0), literal(1), literal(0)),
+    )
+    if not with_messages:
+        return (trunk.cte("trunk"),)
+    seq = _MESSAGE_ARRAYS.c.seq.cast(Integer)
+    initial = insert(messages).from_select(
+        [
+            "id",
+            "thread_id",
+            "seq",
+            "role",
+            "content",
+            "metadata",
+            "created_at",
+            "branch_id",
+            "depth",
+            "parent_id",
+            "sibling_index",
+        ],
         select(
             _MESSAGE_ARRAYS.c.id,
-            bindparam("t_id"),
-            _MESSAGE_ARRAYS.c.seq.cast(Integer),
+            written.c.id,
+            seq,
             _MESSAGE_ARRAYS.c.role,
             _MESSAGE_ARRAYS.c.content,
             _MESSAGE_ARRAYS.c.metadata.cast(JSONB),
             bindparam("t_created_at", type_=UtcDateTime()),
-        ),
+            written.c.current_branch_id,
+            seq,
+            _MESSAGE_ARRAYS.c.parent_id,
+            literal(1),
+        ).select_from(written.join(_MESSAGE_ARRAYS, true())),  # the one new thread, with each of its messages
     )
-    .cte("m")
+    return trunk.cte("trunk"), initial.cte("m")
+
+
+_RETURNED = (threads.c.id, threads.c.current_branch_id)
+# Without messages the shorter form saves binding and planning six empty arrays.
+_CREATE_PG = WithEvent(_INSERT_PG.returning(*_RETURNED), also=lambda w: _trunk_and_messages(w, False))
+_CREATE_WITH_MESSAGES_PG = WithEvent(_INSERT_PG.returning(*_RETURNED), also=lambda w: _trunk_and_messages(w, True))
+_CREATE_SQLITE = WithEvent(_INSERT.returning(threads.c.id))
+_TRUNK_SQLITE = (
+    insert(branches)
+    .values(thread_id=bindparam("t_id"), parent_branch_id=None, fork_depth=0, sibling_index=1, level=0)
+    .returning(branches.c.id)
 )
-# On PostgreSQL the thread, its first messages and its event are one statement; without messages the shorter
-# form saves binding and planning five empty arrays.
-_CREATE = WithEvent(_INSERT.returning(threads.c.id))
-_CREATE_WITH_MESSAGES = WithEvent(_INSERT.returning(threads.c.id), also=(_CREATE_MESSAGES,))
 
 
 async def insert_thread(tx: Tx, values: dict[str, Any], message_rows: Sequence[dict[str, Any]], event: Event) -> None:
-    """Inserts the thread `values` with its initial `message_rows` and records `event`."""
+    """Inserts the thread `values` with its trunk and its initial `message_rows` (a chain on the trunk), and
+    records `event`."""
     params = {f"t_{name}": value for name, value in values.items()}
-    if not message_rows:
-        await _CREATE.execute(tx, params, event)
-    elif tx.dialect == "postgresql":
+    if tx.dialect == "postgresql":
+        if not message_rows:
+            await _CREATE_PG.execute(tx, params, event)
+            return
         for name in ("id", "seq", "role", "content"):
             params[f"m_{name}"] = [str(row[name]) for row in message_rows]
         params["m_metadata"] = [orjson.dumps(row["metadata"]).decode() for row in message_rows]
-        await _CREATE_WITH_MESSAGES.execute(tx, params, event)
-    else:  # SQLite cannot put writes in a CTE; its transaction makes them one change
-        await _CREATE.execute(tx, params, event)
-        await tx.conn.execute(_INSERT_MESSAGES, list(message_rows))
+        params["m_parent_id"] = [row["parent_id"] for row in message_rows]
+        await _CREATE_WITH_MESSAGES_PG.execute(tx, params, event)
+        return
+    # SQLite cannot put writes in a CTE; its transaction makes them one change. The trunk goes first (its
+    # foreign key to the thread is deferred to the commit).
+    trunk = (await tx.conn.execute(_TRUNK_SQLITE, params)).scalar_one()
+    await _CREATE_SQLITE.execute(tx, params | {"t_current_branch_id": trunk}, event)
+    if message_rows:
+        await tx.conn.execute(_INSERT_MESSAGES, [dict(row) | {"branch_id": trunk} for row in message_rows])
 
 
 async def list_page(

@@ -9,7 +9,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from threadstore.ids import id_pattern
 from threadstore.limits import InitialMessages, Metadata, MetadataPatch, Title
-from threadstore.messages.schemas import MessageCreate
+from threadstore.messages.schemas import MessageContent
 from threadstore.timestamps import Timestamp, TimestampOrNull, rfc3339, rfc3339_or_none
 
 Status = Literal["active", "archived"]
@@ -21,7 +21,7 @@ class ThreadCreate(BaseModel):
 
     title: Title | None = None
     metadata: Metadata | None = None
-    messages: Annotated[list[MessageCreate], InitialMessages] | None = None
+    messages: Annotated[list[MessageContent], InitialMessages] | None = None
 
 
 class ThreadPatch(BaseModel):
@@ -34,6 +34,8 @@ class ThreadPatch(BaseModel):
     title: Title | None = None
     metadata: MetadataPatch | SkipJsonSchema[None] = None
     status: Status | SkipJsonSchema[None] = None
+    # Any string: one naming no message of the thread is the service's 422 (the same whatever it names).
+    current_message_id: Annotated[str, Field(max_length=64)] | SkipJsonSchema[None] = None
 
 
 class ThreadOut(BaseModel):
@@ -48,6 +50,7 @@ class ThreadOut(BaseModel):
     message_count: Annotated[int, Field(ge=0)]
     last_message_at: TimestampOrNull
     version: Annotated[int, Field(ge=1)]
+    current_message_id: Annotated[str | None, Field(pattern=id_pattern("msg"))]
 
 
 class ThreadList(BaseModel):
@@ -67,7 +70,9 @@ def thread_json(row: Any) -> dict[str, Any]:
         "created_at": rfc3339(row["created_at"]),
         "updated_at": rfc3339(row["updated_at"]),
         "archived_at": rfc3339_or_none(row["archived_at"]),
-        "message_count": row["message_count"],
+        # The column counts every message ever created (it hands out seqs); deleted branches are subtracted.
+        "message_count": row["message_count"] - row["deleted_count"],
         "last_message_at": rfc3339_or_none(row["last_message_at"]),
         "version": row["version"],
+        "current_message_id": row["current_message_id"],
     }

@@ -41,6 +41,10 @@ async def create(tx: Tx, user_id: str, body: ThreadCreate, limits: Limits) -> di
         "message_count": len(initial),
         "last_message_at": tx.now if initial else None,
         "version": 1,
+        "current_message_id": initial[-1]["id"] if initial else None,
+        "current_branch_id": None,  # the trunk's: the write draws it
+        "current_depth": len(initial),
+        "deleted_count": 0,
     }
     thread = thread_json(values)
     await repository.insert_thread(tx, values, initial, Event(user_id, thread_id, THREAD_CREATED, thread))
@@ -94,6 +98,11 @@ async def patch(
         )
     if "status" in fields and body.status is None:
         raise Unprocessable("status cannot be null.", errors=[{"loc": ["body", "status"], "msg": "must be a string"}])
+    if "current_message_id" in fields and body.current_message_id is None:
+        raise Unprocessable(
+            "current_message_id cannot be null; name a message of the thread.",
+            errors=[{"loc": ["body", "current_message_id"], "msg": "must be a string"}],
+        )
     row = await _for_change(tx, user_id, thread_id)
     if if_match is not None and if_match != row["version"]:
         raise PreconditionFailed("The thread has changed since the version given in If-Match.")
@@ -107,6 +116,8 @@ async def patch(
         limits.metadata(merged, ("body", "metadata"), kept=row["metadata"].keys())
         if not _same_json(merged, row["metadata"]):
             changes["metadata"] = merged
+    if "current_message_id" in fields:
+        changes |= await _current_change(tx, user_id, row, body.current_message_id)
     new_status = body.status or row["status"]
     # Only a thread that is archived and stays so is frozen; archiving and editing in one PATCH is one change.
     if changes and row["status"] == "archived" and new_status == "archived":
@@ -114,6 +125,17 @@ async def patch(
     if new_status != row["status"]:
         changes |= _status_change(new_status, tx)
     return await _change(tx, user_id, row, changes)
+
+
+async def _current_change(tx: Tx, user_id: str, row: RowMapping, message_id: str | None) -> dict[str, Any]:
+    """The branch switch: the stored current message is the leaf reached from `message_id` by following the
+    child created last, so the thread shows that branch's latest conversation and its current is a leaf."""
+    leaf = await messages.newest_leaf_from(tx, user_id, row["id"], message_id or "")
+    if leaf is None:
+        raise messages.not_a_message_of_the_thread(("body", "current_message_id"))
+    if leaf.id == row["current_message_id"]:
+        return {}
+    return {"current_message_id": leaf.id, "current_branch_id": leaf.branch_id, "current_depth": leaf.depth}
 
 
 @one_write
@@ -158,7 +180,7 @@ async def rename_source(tx: Tx, user_id: str, thread_id: str) -> RenameSource:
         raise thread_not_found()
     if row["status"] != "active":
         raise Conflict("An archived thread cannot be renamed; restore it first.")
-    text = await messages.first_user_text(tx, thread_id)
+    text = await messages.first_user_text(tx, user_id, thread_id)
     if text is None:
         raise Unprocessable(
             "The thread has no user message to title it from.",

@@ -39,7 +39,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("message_id", sa.String(64), nullable=True))
     op.create_table(
         "branches",
-        sa.Column("id", _BRANCH_ID, sa.Identity() if postgres else None, nullable=False),
+        sa.Column("id", _BRANCH_ID, *([sa.Identity()] if postgres else []), nullable=False),
         sa.Column("thread_id", _THREAD_ID, nullable=False),
         sa.Column("parent_branch_id", _BRANCH_ID, nullable=True),
         sa.Column("fork_depth", sa.Integer(), nullable=False),
