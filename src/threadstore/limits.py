@@ -133,9 +133,11 @@ class Limits:
             },
             "InitialMessages": {
                 "type": "array",
-                "items": {"$ref": _ref("MessageCreate")},
+                "items": {"$ref": _ref("MessageContent")},
                 "maxItems": self.initial_messages,
-                "description": "Created with the thread, in one transaction, numbered 1, 2, 3, …",
+                "description": "Created with the thread, in one transaction, numbered 1, 2, 3, …, as a chain: "
+                "each the parent "
+                "of the next, the last one current.",
             },
             "JsonValue": {
                 "description": "Any JSON value without NUL in its strings; numbers between -2^63 and 2^64-1.",

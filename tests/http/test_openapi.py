@@ -30,6 +30,7 @@ STATUSES = {
     ("post", "/api/threads/{thread_id}/auto-rename"): {200, 401, 404, 409, 422, 500, 503},
     ("post", "/api/threads/{thread_id}/messages"): {201, 400, 401, 404, 409, 413, 415, 422, 500, 503},
     ("get", "/api/threads/{thread_id}/messages"): {200, 401, 404, 422, 500, 503},
+    ("get", "/api/threads/{thread_id}/messages/{message_id}"): {200, 401, 404, 422, 500, 503},
     ("get", "/api/events"): {200, 400, 401, 409, 500, 503},
     ("get", "/healthz"): {200, 500},
     ("get", "/readyz"): {200, 500, 503},

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
+from pydantic.json_schema import SkipJsonSchema
 
 from threadstore.errors import Unprocessable
 from threadstore.http.deps import (
@@ -64,9 +65,15 @@ def _created(message: dict[str, Any]) -> StoredResponse:
 
 
 def _selection(
-    leaf: Annotated[str | None, Query(description="List the path from the root to this message.")] = None,
-    siblings_of: Annotated[str | None, Query(description="List the messages sharing this message's parent.")] = None,
-    view: Annotated[Literal["all"] | None, Query(description="`all`: every message of the thread by seq.")] = None,
+    leaf: Annotated[
+        str | SkipJsonSchema[None], Query(description="List the path from the root to this message.")
+    ] = None,
+    siblings_of: Annotated[
+        str | SkipJsonSchema[None], Query(description="List the messages sharing this message's parent.")
+    ] = None,
+    view: Annotated[
+        Literal["all"] | SkipJsonSchema[None], Query(description="`all`: every message of the thread by seq.")
+    ] = None,
 ) -> service.Selection:
     named = [
         name for name, value in (("leaf", leaf), ("siblings_of", siblings_of), ("view", view)) if value is not None
@@ -108,6 +115,7 @@ async def list_messages(
     "/{message_id}",
     response_model=MessageOut,
     operation_id="get_message",
+    responses=problem(422),
     dependencies=[ReadAfterHeader],
 )
 async def get_message(
