@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from threadstore.config import Settings
 from threadstore.db.bounds import SessionDefaults
+from threadstore.ids import new_id
 
 # Execution option set on write units; the SQLite engine's "begin" hook then takes the write lock up front.
 WRITE_OPTION = "threadstore_write"
@@ -99,6 +100,8 @@ def _sqlite_engine(settings: Settings, url: str, connection: type[sqlite3.Connec
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
         dbapi_connection.create_function("ts_casefold", 1, _casefold, deterministic=True)
+        # A fork copies a path with new ids in one INSERT … SELECT (messages/tree_sql.py): the app's own ids.
+        dbapi_connection.create_function("ts_new_id", 1, new_id)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -46,6 +46,7 @@ THREAD_CREATED = "thread.created"
 THREAD_UPDATED = "thread.updated"
 THREAD_DELETED = "thread.deleted"
 MESSAGE_CREATED = "message.created"
+MESSAGE_DELETED = "message.deleted"
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import bindparam, delete, exists, func, insert, select, tuple_, update
 
-from threadstore.db.tables import idempotency_keys
+from threadstore.db.tables import idempotency_keys, messages
 from threadstore.db.unit_of_work import Tx
 
 Row = Any
@@ -65,3 +65,17 @@ async def delete_expired(tx: Tx, cutoff: datetime, batch: int) -> int:
     keys = tuple_(idempotency_keys.c.user_id, idempotency_keys.c.key)
     result = await tx.conn.execute(delete(idempotency_keys).where(keys.in_(oldest)))
     return int(result.rowcount)
+
+
+# The same records, those whose message is gone (a deleted branch): still found by the user_id prefix.
+_ERASE_DELETED_MESSAGES = _ERASE.where(
+    idempotency_keys.c.message_id.is_not(None),
+    ~exists().where(messages.c.id == idempotency_keys.c.message_id),
+    idempotency_keys.c.status_code != bindparam("p_status"),
+)
+
+
+async def erase_deleted_messages(tx: Tx, user_id: str, thread_id: str, status: int) -> None:
+    """Replaces by `status` the stored response of every key of `user_id` that created a message of
+    `thread_id` which no longer exists."""
+    await tx.conn.execute(_ERASE_DELETED_MESSAGES, {"p_user": user_id, "p_thread": thread_id, "p_status": status})

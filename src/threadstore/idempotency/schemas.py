@@ -42,6 +42,8 @@ class StoredResponse:
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
     thread_id: str | None = None
+    # The message the request created (a keyed append): a delete of its branch erases the response too.
+    message_id: str | None = None
     replayed: bool = False
 
     def to_http(self) -> Response:

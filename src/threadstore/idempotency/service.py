@@ -106,6 +106,7 @@ async def run_once(
             "response_headers": orjson.dumps(response.headers).decode(),
             "created_at": tx.now,
             "thread_id": response.thread_id,
+            "message_id": response.message_id,
         },
     )
     return response
@@ -121,3 +122,9 @@ async def forget_thread(tx: Tx, user_id: str, thread_id: str) -> None:
 async def delete_expired(tx: Tx, ttl_seconds: int) -> int:
     """Deletes up to a batch of records older than the TTL; bounded so one unit never holds locks long."""
     return await repository.delete_expired(tx, tx.now - timedelta(seconds=ttl_seconds), PRUNE_BATCH)
+
+
+async def forget_deleted_messages(tx: Tx, user_id: str, thread_id: str) -> None:
+    """Erases the stored responses of `user_id`'s keys that created a message of `thread_id` which no longer
+    exists: for a branch delete, in its unit of work, after the delete."""
+    await repository.erase_deleted_messages(tx, user_id, thread_id, ERASED)

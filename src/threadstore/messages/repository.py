@@ -5,6 +5,7 @@ tree_sql.py."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import TextClause, bindparam, case, insert, literal, select, text, update
@@ -338,3 +339,69 @@ async def newest_leaf(tx: Tx, branch_id: int, depth: int) -> RowMapping | None:
     by following the child created last at each step: its id, branch_id and depth. None: no message there."""
     params = {"start_branch": branch_id, "start_depth": depth}
     return (await tx.conn.execute(_DESCENT[tx.dialect], params)).mappings().first()
+
+
+_DELETE_TARGET = text(tree_sql.DELETE_TARGET)
+_DELETE_SUBTREE = {dialect: [text(sql) for sql in sqls] for dialect, sqls in tree_sql.DELETE_SUBTREE.items()}
+_NEWEST = text(tree_sql.NEWEST_MESSAGE).columns(created_at=UtcDateTime())
+_EXISTS = text(tree_sql.MESSAGE_EXISTS)
+
+
+@dataclass(frozen=True)
+class Deleted:
+    count: int
+    # Where the deleted message hung: its parent's branch and depth (depth 0 on the trunk: it was a root).
+    parent_branch_id: int
+    parent_depth: int
+
+
+async def delete_subtree(tx: Tx, thread_id: str, message_id: str) -> Deleted | None:
+    """Deletes the message and all its descendants (in a transaction, under the thread's lock). None: the
+    thread has no such message."""
+    if not storable(message_id):
+        return None
+    target = (await tx.conn.execute(_DELETE_TARGET, {"mid": message_id, "thread": thread_id})).mappings().first()
+    if target is None:
+        return None
+    params = {"b": target["b"], "d": target["d"], "drop_self": int(target["drop_self"])}
+    if tx.dialect == "postgresql":
+        count = int((await tx.conn.execute(_DELETE_SUBTREE["postgresql"][0], params)).scalar_one())
+    else:  # two message deletes, whose row counts add up, then the branch rows
+        count = 0
+        for statement in _DELETE_SUBTREE["sqlite"]:
+            deleted = (await tx.conn.execute(statement, params)).rowcount
+            count += deleted if statement is not _DELETE_SUBTREE["sqlite"][2] else 0
+    if target["drop_self"]:
+        parent = (target["parent_branch_id"], target["fork_depth"])
+    else:
+        parent = (target["b"], target["d"] - 1)
+    return Deleted(count, *parent)
+
+
+async def newest_created_at(tx: Tx, thread_id: str) -> Any:
+    """The creation time of the thread's newest message (None: it has none)."""
+    return (await tx.conn.execute(_NEWEST, {"thread": thread_id})).scalar_one_or_none()
+
+
+async def exists(tx: Tx, message_id: str | None) -> bool:
+    if message_id is None:
+        return False
+    return (await tx.conn.execute(_EXISTS, {"mid": message_id})).first() is not None
+
+
+_COPY_PATH_PG = text(tree_sql.COPY_PATH["postgresql"]).columns(created_at=UtcDateTime())
+_COPY_PATH_SQLITE = text(tree_sql.COPY_PATH["sqlite"])
+_LAST_COPIED = text(tree_sql.LAST_COPIED).columns(created_at=UtcDateTime())
+
+
+async def copy_path(tx: Tx, source_id: str, message_id: str, new_thread_id: str, trunk: int) -> RowMapping | None:
+    """Copies the path root → `message_id` of thread `source_id` as a chain onto `trunk` of the new thread, in one
+    statement. Returns the last copied message (id, seq = the number copied, created_at); None: no such
+    message (any more)."""
+    if not storable(message_id):
+        return None
+    params = {"mid": message_id, "source": source_id, "new_thread": new_thread_id, "trunk": trunk}
+    if tx.dialect == "postgresql":
+        return (await tx.conn.execute(_COPY_PATH_PG, params)).mappings().first()
+    await tx.conn.execute(_COPY_PATH_SQLITE, params)
+    return (await tx.conn.execute(_LAST_COPIED, {"new_thread": new_thread_id})).mappings().first()

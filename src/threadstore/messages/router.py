@@ -25,6 +25,7 @@ from threadstore.idempotency import service as idempotency
 from threadstore.idempotency.schemas import IdempotencyKeyHeader, StoredResponse
 from threadstore.messages import service
 from threadstore.messages.schemas import MessageCreate, MessageList, MessageOut
+from threadstore.threads import service as threads
 
 router = APIRouter(
     prefix="/api/threads/{thread_id}/messages", tags=["messages"], responses={**AUTHENTICATED, **ONE_THREAD}
@@ -61,7 +62,7 @@ async def create_message(
 
 
 def _created(message: dict[str, Any]) -> StoredResponse:
-    return StoredResponse(201, json_bytes(message), thread_id=message["thread_id"])
+    return StoredResponse(201, json_bytes(message), thread_id=message["thread_id"], message_id=message["id"])
 
 
 def _selection(
@@ -123,3 +124,21 @@ async def get_message(
 ) -> Response:
     message = await database.read(service.get, user_id, thread_id, message_id)
     return Response(json_bytes(message), media_type="application/json")
+
+
+@router.delete(
+    "/{message_id}",
+    status_code=204,
+    operation_id="delete_message",
+    description="Deletes the message and all its descendants (a branch), atomically.",
+    responses={
+        204: {"description": "Deleted, with every message below it."},
+        **problem(409, "The thread is archived."),
+        **problem(422),
+    },
+)
+async def delete_message(
+    thread_id: ThreadIdPath, message_id: MessageIdPath, user_id: CurrentUser, database: DatabaseDep
+) -> Response:
+    await database.write(threads.delete_branch, user_id, thread_id, message_id)
+    return Response(status_code=204)

@@ -214,3 +214,34 @@ async def newest_leaf_from(tx: Tx, user_id: str, thread_id: str, message_id: str
     if leaf is None:  # cannot happen: the message itself is on the way
         return Leaf(message_id, at["branch_id"], at["depth"])
     return Leaf(leaf["id"], leaf["branch_id"], leaf["depth"])
+
+
+async def delete_subtree(tx: Tx, thread_id: str, message_id: str) -> repository.Deleted:
+    """Deletes the thread's message and all its descendants (under the thread's lock); 404 if there is none."""
+    deleted = await repository.delete_subtree(tx, thread_id, message_id)
+    if deleted is None:
+        raise message_not_found()
+    return deleted
+
+
+async def newest_created_at(tx: Tx, thread_id: str) -> Any:
+    return await repository.newest_created_at(tx, thread_id)
+
+
+async def exists(tx: Tx, message_id: str | None) -> bool:
+    return await repository.exists(tx, message_id)
+
+
+async def newest_leaf_at(tx: Tx, branch_id: int, depth: int) -> Leaf:
+    """The leaf reached from the message at `depth` of `branch_id` (depth 0 of the trunk: from the newest
+    root). Its id is None when there is none (a thread whose last message went)."""
+    leaf = await repository.newest_leaf(tx, branch_id, depth)
+    if leaf is None:
+        return Leaf(None, branch_id, 0)
+    return Leaf(leaf["id"], leaf["branch_id"], leaf["depth"])
+
+
+async def copy_path(tx: Tx, source_id: str, message_id: str, new_thread_id: str, trunk: int) -> RowMapping | None:
+    """Copies the path root → `message_id` of the source thread onto the new thread's trunk, as one snapshot:
+    the last copy (id, seq = how many, created_at), or None when the source has no such message."""
+    return await repository.copy_path(tx, source_id, message_id, new_thread_id, trunk)

@@ -300,3 +300,69 @@ w AS (INSERT INTO messages (id, thread_id, seq, role, content, metadata, created
       FROM pos, t RETURNING seq, depth, sibling_index, (SELECT sibling_count FROM pos) AS sibling_count)"""
     for kind, position in _PARENT_POSITION.items()
 }
+
+# DELETE a message = its subtree: the rest of its branch from its depth on, and every branch started below it
+# (recursively). In the transaction, after the thread's lock. The branch itself goes when its first message
+# does (the trunk stays: it anchors the roots). TARGET is read first: the message's place, and whether it
+# starts its branch.
+DELETE_TARGET = """SELECT m.branch_id AS b, m.depth AS d, b.parent_branch_id, b.fork_depth,
+       CASE WHEN m.depth = b.fork_depth + 1 AND b.parent_branch_id IS NOT NULL THEN 1 ELSE 0 END AS drop_self
+FROM messages m JOIN branches b ON b.id = m.branch_id WHERE m.id = :mid AND m.thread_id = :thread"""
+_DOOMED = """WITH RECURSIVE doomed(id) AS (
+    SELECT f.id FROM branches f WHERE f.parent_branch_id = :b AND f.fork_depth >= :d
+    UNION ALL
+    SELECT f.id FROM doomed JOIN branches f ON f.parent_branch_id = doomed.id
+)"""
+DELETE_SUBTREE = {
+    "postgresql": [
+        f"""{_DOOMED},
+ids AS (SELECT coalesce(array_agg(id), ARRAY[]::bigint[]) AS a FROM doomed),
+dm1 AS (DELETE FROM messages WHERE branch_id = :b AND depth >= :d RETURNING 1),
+dm2 AS (DELETE FROM messages WHERE branch_id = ANY((SELECT a FROM ids)::bigint[]) RETURNING 1),
+db AS (DELETE FROM branches
+       WHERE id = ANY((SELECT a FROM ids)::bigint[] || CASE WHEN :drop_self = 1 THEN CAST(:b AS bigint) END)
+       RETURNING 1)
+SELECT (SELECT count(*) FROM dm1) + (SELECT count(*) FROM dm2) AS deleted"""
+    ],
+    # SQLite has no writing CTE: three statements, the message counts summed by the caller.
+    "sqlite": [
+        f"DELETE FROM messages WHERE branch_id IN ({_DOOMED} SELECT id FROM doomed)",
+        "DELETE FROM messages WHERE branch_id = :b AND depth >= :d",
+        f"DELETE FROM branches WHERE id IN ({_DOOMED} SELECT id FROM doomed) OR (id = :b AND :drop_self = 1)",
+    ],
+}
+NEWEST_MESSAGE = "SELECT created_at FROM messages WHERE thread_id = :thread ORDER BY seq DESC LIMIT 1"
+MESSAGE_EXISTS = "SELECT 1 FROM messages WHERE id = :mid"
+
+# POST /fork: the path root → :mid of thread :source copied as a chain onto the new thread's trunk, one
+# statement (one snapshot: the path as of one moment). The segments of the path are found through `branches`;
+# each segment's messages are one (branch_id, depth) range. Parents come from lag() over the path, so the
+# statement is linear in the path's length. New ids are made in the statement (PostgreSQL: 122 random bits of
+# a UUIDv4, base64url; SQLite: ts_new_id(), the app's own id function registered on the connection).
+_FORK_PATH = """seg(id, parent_branch_id, fork_depth, hi) AS (
+    SELECT b.id, b.parent_branch_id, b.fork_depth, m.depth FROM messages m JOIN branches b ON b.id = m.branch_id
+    WHERE m.id = :mid AND m.thread_id = :source
+    UNION ALL
+    SELECT b.id, b.parent_branch_id, b.fork_depth, seg.fork_depth
+    FROM seg JOIN branches b ON b.id = seg.parent_branch_id
+)"""
+_COPIED = "INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at, branch_id, depth, parent_id,"
+_COPIED += " sibling_index)"
+COPY_PATH = {
+    "postgresql": f"""WITH RECURSIVE {_FORK_PATH},
+src AS (SELECT m.depth, m.role, m.content, m.metadata, m.created_at,
+               'msg_' || left(translate(encode(uuid_send(gen_random_uuid()), 'base64'), '+/', '-_'), 22) AS new_id
+        FROM seg JOIN messages m ON m.branch_id = seg.id AND m.depth > seg.fork_depth AND m.depth <= seg.hi),
+cm AS ({_COPIED}
+       SELECT src.new_id, :new_thread, src.depth, src.role, src.content, src.metadata, src.created_at, :trunk,
+              src.depth, lag(src.new_id) OVER (ORDER BY src.depth), 1
+       FROM src RETURNING id, seq, created_at)
+SELECT cm.id, cm.seq, cm.created_at FROM cm ORDER BY cm.seq DESC LIMIT 1""",
+    "sqlite": f"""WITH RECURSIVE {_FORK_PATH},
+src AS MATERIALIZED (SELECT ts_new_id('msg') AS new_id, m.depth, m.role, m.content, m.metadata, m.created_at
+        FROM seg JOIN messages m ON m.branch_id = seg.id AND m.depth > seg.fork_depth AND m.depth <= seg.hi)
+{_COPIED}
+SELECT new_id, :new_thread, depth, role, content, metadata, created_at, :trunk, depth,
+       lag(new_id) OVER (ORDER BY depth), 1 FROM src ORDER BY depth""",
+}
+LAST_COPIED = "SELECT id, seq, created_at FROM messages WHERE thread_id = :new_thread ORDER BY seq DESC LIMIT 1"

@@ -132,6 +132,43 @@ _TRUNK_SQLITE = (
 )
 
 
+# A fork's new thread: inserted first, without its event, which follows once its copied path is known.
+_WRITTEN_PG = _INSERT_PG.returning(*_RETURNED).cte("w")
+_CREATE_UNANNOUNCED_PG = select(_WRITTEN_PG.c.current_branch_id).add_cte(*_trunk_and_messages(_WRITTEN_PG, False))
+
+
+async def insert_fork(tx: Tx, values: dict[str, Any]) -> int:
+    """Inserts a fork's thread `values` with its trunk, in a transaction whose `finish_fork` records its event.
+    Returns the trunk's id."""
+    params = {f"t_{name}": value for name, value in values.items()}
+    if tx.dialect == "postgresql":
+        return int((await tx.conn.execute(_CREATE_UNANNOUNCED_PG, params)).scalar_one())
+    trunk = int((await tx.conn.execute(_TRUNK_SQLITE, params)).scalar_one())
+    await tx.conn.execute(_INSERT, params | {"t_current_branch_id": trunk})
+    return trunk
+
+
+_FINISH_FORK = WithEvent(
+    update(threads)
+    .where(threads.c.id == bindparam("p_id"))
+    .values(
+        message_count=bindparam("v_message_count"),
+        current_depth=bindparam("v_message_count"),
+        current_message_id=bindparam("v_current_message_id"),
+        last_message_at=bindparam("v_last_message_at", type_=UtcDateTime()),
+    )
+    .returning(threads.c.id)
+)
+
+
+async def finish_fork(tx: Tx, thread_id: str, values: dict[str, Any], event: Event) -> None:
+    """Sets what the fork's copy decided (message_count, current_message_id, last_message_at) and records its
+    `thread.created` event."""
+    params = {"p_id": thread_id} | {f"v_{name}": values[name] for name in ("message_count", "current_message_id")}
+    params["v_last_message_at"] = values["last_message_at"]
+    await _FINISH_FORK.execute(tx, params, event)
+
+
 async def insert_thread(tx: Tx, values: dict[str, Any], message_rows: Sequence[dict[str, Any]], event: Event) -> None:
     """Inserts the thread `values` with its trunk and its initial `message_rows` (a chain on the trunk), and
     records `event`."""

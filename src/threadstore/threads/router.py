@@ -25,7 +25,7 @@ from threadstore.idempotency import service as idempotency
 from threadstore.idempotency.schemas import IdempotencyKeyHeader, StoredResponse
 from threadstore.threads import service
 from threadstore.threads.auto_rename import auto_rename
-from threadstore.threads.schemas import ThreadCreate, ThreadList, ThreadOut, ThreadPatch
+from threadstore.threads.schemas import ThreadCreate, ThreadFork, ThreadList, ThreadOut, ThreadPatch
 
 router = APIRouter(prefix="/api/threads", tags=["threads"], responses=AUTHENTICATED)
 
@@ -196,6 +196,45 @@ async def delete_thread(
         return Response(status_code=204)
     thread = await database.write(service.archive, user_id, thread_id)
     return thread_response(thread)
+
+
+@router.post(
+    "/{thread_id}/fork",
+    status_code=201,
+    response_model=ThreadOut,
+    operation_id="fork_thread",
+    description="A new thread holding a copy of the path from the root to `message_id` (default: the current "
+    "message), as a chain with new ids; works on archived sources.",
+    responses={
+        201: {
+            "description": "Forked; a repeat of an Idempotency-Key replays this answer as it was.",
+            "headers": {
+                "Location": {"description": "The new thread's URL.", "required": True, "schema": {"type": "string"}},
+                **ETAG,
+                **REPLAYED,
+            },
+            "links": thread_links("$response.body#/id"),
+        },
+        **JSON_BODY,
+        **ONE_THREAD,
+        **problem(409, "A request with this Idempotency-Key is still in flight."),
+    },
+)
+async def fork_thread(
+    thread_id: ThreadIdPath,
+    body: ThreadFork,
+    user_id: CurrentUser,
+    database: DatabaseDep,
+    limits: LimitsDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    keyed = idempotency.parse_key(idempotency_key, user_id, "POST", f"/api/threads/{thread_id}/fork", body)
+    ttl = settings.idempotency_ttl_seconds
+    stored = await idempotency.write_once(
+        database, keyed, ttl, _created, service.fork, user_id, thread_id, body, limits
+    )
+    return stored.to_http()
 
 
 @router.post(

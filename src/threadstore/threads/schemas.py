@@ -38,6 +38,18 @@ class ThreadPatch(BaseModel):
     current_message_id: Annotated[str, Field(max_length=64)] | SkipJsonSchema[None] = None
 
 
+class ThreadFork(BaseModel):
+    """A new thread holding a copy of the path root → `message_id` (default: the current message). `title` and
+    `metadata` default to the source's; a given `metadata` replaces it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Any string: one naming no message of the source is the service's 422 (the same whatever it names).
+    message_id: Annotated[str, Field(max_length=64)] | SkipJsonSchema[None] = None
+    title: Title | None = None
+    metadata: Metadata | SkipJsonSchema[None] = None
+
+
 class ThreadOut(BaseModel):
     id: ThreadId
     object: Literal["thread"]

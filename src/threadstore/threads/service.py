@@ -10,7 +10,8 @@ import orjson
 from sqlalchemy.engine import RowMapping
 
 from threadstore import cursors
-from threadstore.db.outbox import THREAD_CREATED, THREAD_DELETED, THREAD_UPDATED, Event
+from threadstore.db.failures import Stale
+from threadstore.db.outbox import MESSAGE_DELETED, THREAD_CREATED, THREAD_DELETED, THREAD_UPDATED, Event, record
 from threadstore.db.unit_of_work import Tx, from_replica, one_write
 from threadstore.errors import Conflict, PreconditionFailed, Unprocessable, thread_not_found
 from threadstore.events import service as events
@@ -20,7 +21,7 @@ from threadstore.limits import Limits
 from threadstore.messages import service as messages
 from threadstore.threads import repository
 from threadstore.threads.merge_patch import merge_patch
-from threadstore.threads.schemas import ThreadCreate, ThreadPatch, thread_json
+from threadstore.threads.schemas import ThreadCreate, ThreadFork, ThreadPatch, thread_json
 
 
 @one_write
@@ -166,6 +167,82 @@ async def delete_permanently(tx: Tx, user_id: str, thread_id: str) -> None:
         raise thread_not_found()
     await idempotency.forget_thread(tx, user_id, thread_id)
     await events.erase_thread(tx, user_id, thread_id)
+
+
+async def delete_branch(tx: Tx, user_id: str, thread_id: str, message_id: str) -> None:
+    """Deletes a message and all its descendants, as one change of the thread: `message.deleted`, then
+    `thread.updated` with the counts, `last_message_at` and, if the current message went, the leaf reached from
+    the deleted message's parent. Stored responses of the keys that created deleted messages are erased.
+
+    A transaction that locks the thread first: every statement after the lock sees every write committed
+    before it, and an append under the branch either committed before (and is deleted with it) or finds its
+    parent gone."""
+    row = await _for_change(tx, user_id, thread_id)
+    if row["status"] == "archived":
+        raise Conflict("An archived thread cannot be changed; restore it with status 'active' first.")
+    deleted = await messages.delete_subtree(tx, thread_id, message_id)
+    changes: dict[str, Any] = {
+        "deleted_count": row["deleted_count"] + deleted.count,
+        "last_message_at": await messages.newest_created_at(tx, thread_id),
+    }
+    if not await messages.exists(tx, row["current_message_id"]):
+        leaf = await messages.newest_leaf_at(tx, deleted.parent_branch_id, deleted.parent_depth)
+        changes |= {"current_message_id": leaf.id, "current_branch_id": leaf.branch_id, "current_depth": leaf.depth}
+    await idempotency.forget_deleted_messages(tx, user_id, thread_id)
+    data = {"id": message_id, "thread_id": thread_id, "deleted_count": deleted.count}
+    await record(tx, Event(user_id, thread_id, MESSAGE_DELETED, data))
+    await _change(tx, user_id, row, changes)
+
+
+async def fork(tx: Tx, user_id: str, thread_id: str, body: ThreadFork, limits: Limits) -> dict[str, Any]:
+    """A new thread holding a copy of the source's path root → message (default: the current one), as a chain.
+    The copy is one statement, so the path is as of one moment whatever is appended meanwhile."""
+    fields = body.model_fields_set
+    for name in ("message_id", "metadata"):
+        if name in fields and getattr(body, name) is None:
+            raise Unprocessable(f"{name} cannot be null.", errors=[{"loc": ["body", name], "msg": "must not be null"}])
+    source = await repository.get(tx, user_id, thread_id)
+    if source is None:
+        raise thread_not_found()
+    title = source["title"]
+    if "title" in fields:
+        title = limits.title(body.title, ("body", "title")) if body.title is not None else None
+    metadata = source["metadata"] if body.metadata is None else limits.metadata(body.metadata, ("body", "metadata"))
+    new_thread_id = new_id("thr")
+    values = {
+        "id": new_thread_id,
+        "user_id": user_id,
+        "title": title,
+        "metadata": metadata,
+        "status": "active",
+        "created_at": tx.now,
+        "updated_at": tx.now,
+        "archived_at": None,
+        "message_count": 0,
+        "last_message_at": None,
+        "version": 1,
+        "current_message_id": None,
+        "current_branch_id": None,  # the trunk's: the insert draws it
+        "current_depth": 0,
+        "deleted_count": 0,
+    }
+    trunk = await repository.insert_fork(tx, values)
+    message_id = body.message_id if body.message_id is not None else source["current_message_id"]
+    if message_id is not None:
+        last = await messages.copy_path(tx, thread_id, message_id, new_thread_id, trunk)
+        if last is None:
+            if body.message_id is None:
+                raise Stale()  # the current message was deleted since it was read: again, with the new one
+            raise messages.not_a_message_of_the_thread(("body", "message_id"))
+        values |= {
+            "message_count": last["seq"],
+            "current_depth": last["seq"],
+            "current_message_id": last["id"],
+            "last_message_at": last["created_at"],
+        }
+    thread = thread_json(values)
+    await repository.finish_fork(tx, new_thread_id, values, Event(user_id, new_thread_id, THREAD_CREATED, thread))
+    return thread
 
 
 @dataclass(frozen=True)
