@@ -67,25 +67,40 @@ def decode_seq_cursor(cursor: str) -> int:
     return int(value[0])
 
 
-def decode_message_cursor(cursor: str) -> list[Any]:
-    """A message list's cursor: `[seq]` (by seq; also what version 1 gave out for a thread's line), `["a",
-    branch, leaf_depth, after_depth]` / `["d", branch, before_depth]` (a path, ascending / descending), or
-    `["s", sibling_index]` (siblings). The kind is checked against the request's selector by the caller."""
+# A message list's cursor, by selector: its tag, then what it holds ("branch": a branch id, a bigint; "n": a
+# depth, seq or sibling_index, kept below the top so SQL's `+ 1` cannot overflow; "id": the message the selector
+# named, so a cursor continues only the request that made it).
+MESSAGE_CURSORS: dict[str, tuple[str, ...]] = {
+    "path": ("branch", "n"),  # the active path, ascending: to the tip of its branch, after a depth
+    "path-desc": ("branch", "n"),  # the active path, descending: above a branch, before a depth
+    "leaf": ("id", "branch", "n", "n"),  # the path to a message, ascending: its branch and depth, after a depth
+    "leaf-desc": ("id", "branch", "n"),
+    "siblings": ("id", "n"),
+    "all": ("n",),  # every message by seq
+}
+_TOPS = {"branch": 2**62, "n": 2**31 - 2}
+
+
+def decode_message_cursor(cursor: str, expected: str, named: str | None = None) -> list[Any]:
+    """The values of a message list's cursor of kind `expected` (MESSAGE_CURSORS), for a selector naming
+    message `named`. A cursor of another kind, or of another message, is 422. `[seq]`, what version 1 gave out
+    for a thread's messages (a line), continues the active path or `view=all` after that seq."""
     value = _decode(cursor)
-    if len(value) == 1:
-        return ["seq", decode_seq_cursor(cursor)]
-    shapes = {"a": 3, "d": 2, "s": 1}
-    if not value or value[0] not in shapes or len(value) != shapes[value[0]] + 1:
+    if len(value) == 1 and expected in ("path", "path-desc", "all"):
+        seq = decode_seq_cursor(cursor)
+        return [seq] if expected == "all" else [None, seq]  # a line's seq is a depth of the current path
+    shape = MESSAGE_CURSORS[expected]
+    if len(value) != len(shape) + 1 or value[0] != expected:
         raise _invalid()
-    numbers = value[1:]
-    # A branch id is a bigint; depths and indexes are integers, kept below the top so SQL's `+ 1` cannot overflow.
-    limits = [2**62 if value[0] != "s" and i == 0 else 2**31 - 2 for i in range(len(numbers))]
-    if not all(
-        isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= top for n, top in zip(numbers, limits, strict=True)
-    ):
-        raise _invalid()
-    return value
+    values = value[1:]
+    for part, kind in zip(values, shape, strict=True):
+        if kind == "id":
+            if part != named:
+                raise _invalid()
+        elif not (isinstance(part, int) and not isinstance(part, bool) and 0 <= part <= _TOPS[kind]):
+            raise _invalid()
+    return [part for part, kind in zip(values, shape, strict=True) if kind != "id"]
 
 
-def invalid_cursor() -> Unprocessable:
-    return _invalid()
+def encode_message_cursor(kind: str, *values: Any) -> str:
+    return encode(kind, *values)

@@ -54,7 +54,15 @@ def thread_not_found() -> NotFound:
 
 
 class Conflict(DomainError):
+    """`reason` tells clients conflicts apart (API.md, version 2): `in-flight` (an Idempotency-Key's first request
+    is still running), `archived`, `version` (the thread moved), `offset`, `state`; and `expired` (a resume past
+    the kept events: docs/api.md)."""
+
     status, slug = 409, "conflict"
+
+    def __init__(self, detail: str, *, reason: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 class PreconditionFailed(DomainError):
@@ -125,7 +133,11 @@ async def _domain_error(_: Request, error: Exception) -> Response:
         log.warning("request failed: %s %s", error.slug, error.detail)
     else:
         log.info("request refused: %d %s", error.status, error.slug)
-    extra = {"errors": error.errors} if isinstance(error, Unprocessable) else None
+    extra: dict[str, Any] | None = None
+    if isinstance(error, Unprocessable):
+        extra = {"errors": error.errors}
+    elif isinstance(error, Conflict):
+        extra = {"reason": error.reason}
     return problem_response(error.status, error.detail, slug=error.slug, headers=error.headers, extra=extra)
 
 

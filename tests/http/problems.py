@@ -31,7 +31,12 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
         for error in body["errors"]:
             assert set(error) == {"loc", "msg"}, error
             assert isinstance(error["loc"], list)
+    if status == 409:  # API.md version 2: a conflict says which
+        assert body.get("reason") in CONFLICT_REASONS, body
     return body
+
+
+CONFLICT_REASONS = {"in-flight", "archived", "version", "offset", "state", "expired"}
 
 
 async def count_rows(api: Api, *where: ColumnElement[bool], table: Any = threads) -> int:

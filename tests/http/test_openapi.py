@@ -31,6 +31,8 @@ STATUSES = {
     ("post", "/api/threads/{thread_id}/messages"): {201, 400, 401, 404, 409, 413, 415, 422, 500, 503},
     ("get", "/api/threads/{thread_id}/messages"): {200, 401, 404, 422, 500, 503},
     ("get", "/api/threads/{thread_id}/messages/{message_id}"): {200, 401, 404, 422, 500, 503},
+    ("delete", "/api/threads/{thread_id}/messages/{message_id}"): {204, 401, 404, 409, 422, 500, 503},
+    ("post", "/api/threads/{thread_id}/fork"): {201, 400, 401, 404, 409, 413, 415, 422, 500, 503},
     ("get", "/api/events"): {200, 400, 401, 409, 500, 503},
     ("get", "/healthz"): {200, 500},
     ("get", "/readyz"): {200, 500, 503},
@@ -61,7 +63,7 @@ def test_every_error_is_problem_json_with_the_problem_schema(doc: dict[str, Any]
     for (method, path), op in operations(doc).items():
         for status, answer in op["responses"].items():
             if int(status) >= 400:
-                expected = "ValidationProblem" if status == "422" else "Problem"
+                expected = {"422": "ValidationProblem", "409": "ConflictProblem"}.get(status, "Problem")
                 assert answer["content"] == {PROBLEM: {"schema": {"$ref": f"#/components/schemas/{expected}"}}}, (
                     method,
                     path,
@@ -70,6 +72,8 @@ def test_every_error_is_problem_json_with_the_problem_schema(doc: dict[str, Any]
     problem = doc["components"]["schemas"]["Problem"]
     assert set(problem["required"]) == {"type", "title", "status", "detail", "request_id"}
     assert "errors" in doc["components"]["schemas"]["ValidationProblem"]["required"]
+    # API.md version 2: a 409 says which conflict it is
+    assert "reason" in doc["components"]["schemas"]["ConflictProblem"]["required"]
 
 
 def test_the_headers_the_contract_promises_are_declared(doc: dict[str, Any]) -> None:

@@ -28,7 +28,7 @@ def check_one_winner(responses: list[httpx.Response]) -> str:
     assert created, [r.text for r in responses]
     for response in responses:
         if response.status_code != 201:
-            assert_problem(response, 409)
+            assert assert_problem(response, 409)["reason"] == "in-flight"
     ids = {r.json()["id"] for r in created}
     assert len(ids) == 1, ids
     return ids.pop()

@@ -177,7 +177,7 @@ async def test_append_to_an_archived_thread_is_409_and_writes_nothing(
     archived = (await api.request("DELETE", f"/api/threads/{thread['id']}", user=user)).json()
     assert archived["status"] == "archived"
     response = await api.request("POST", f"/api/threads/{thread['id']}/messages", user=user, json={"content": "b"})
-    assert_problem(response, 409)
+    assert assert_problem(response, 409)["reason"] == "archived"
     after = (await api.request("GET", f"/api/threads/{thread['id']}", user=user)).json()
     assert after["message_count"] == 1
     assert after["version"] == archived["version"]

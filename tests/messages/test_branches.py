@@ -667,6 +667,36 @@ async def test_a_cursor_of_one_selector_is_422_with_another(
     assert any(error["loc"][-1] == "cursor" for error in body["errors"]), body
 
 
+@pytest.mark.parametrize("selector", ["leaf", "siblings_of"])
+@pytest.mark.parametrize("order", ["asc", "desc"])
+async def test_a_cursor_continues_only_the_message_its_selector_named(
+    api: Api, user: str, create_thread: Factory, selector: str, order: str
+) -> None:
+    thread_id, tree = await forked_thread(api, user, create_thread)
+    root = tree.by_seq()[0]
+    for n in range(3):
+        tree.record(await add(api, user, thread_id, f"c{n}", root["id"]))
+    named = {m["content"]: m["id"] for m in tree.by_seq()}
+    one, other = (named["a3"], named["c2"]) if selector == "leaf" else (named["a1"], named["c0"])
+    first = await page(api, user, thread_id, limit=1, order=order, **{selector: one})
+    assert first["has_more"], first
+    same = await api.request(
+        "GET",
+        messages_url(thread_id),
+        user=user,
+        params={selector: one, "order": order, "limit": 1, "cursor": first["next_cursor"]},
+    )
+    assert same.status_code == 200, same.text
+    response = await api.request(
+        "GET",
+        messages_url(thread_id),
+        user=user,
+        params={selector: other, "order": order, "limit": 1, "cursor": first["next_cursor"]},
+    )
+    body = assert_problem(response, 422)
+    assert [error["loc"] for error in body["errors"]] == [["query", "cursor"]]
+
+
 # --- one message ------------------------------------------------------------------------------------------------
 
 

@@ -319,7 +319,7 @@ async def test_manual_rename_during_generation_wins_and_auto_rename_is_409(
 
     response = await rename_while(api, user, created["id"], fake_llm, rename_by_hand)
 
-    assert_problem(response, 409)
+    assert assert_problem(response, 409)["reason"] == "version"
     after = await get_thread(api, user, created["id"])
     assert after == manual
     assert (after["title"], after["version"]) == ("My own title", 2)

@@ -23,6 +23,7 @@ async def start_after(database: Database, publisher: Publisher, resume: int | No
     if resume < await database.read(repository.pruned_through):
         raise Conflict(
             "Events after this Last-Event-ID are no longer kept; reload the state and open a new stream.",
+            reason="expired",
         )
     return resume
 

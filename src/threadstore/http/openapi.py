@@ -12,7 +12,7 @@ may answer.
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
@@ -72,7 +72,7 @@ def problem(status: int, description: str | None = None) -> Responses:
     """One error answer of an operation, as FastAPI's `responses=` takes it."""
     answer: dict[str, Any] = {
         "description": description or _MEANING.get(status) or HTTPStatus(status).phrase,
-        "content": {PROBLEM_JSON: {"schema": {"$ref": _ref("ValidationProblem" if status == 422 else "Problem")}}},
+        "content": {PROBLEM_JSON: {"schema": {"$ref": _ref(_PROBLEM_SCHEMAS.get(status, "Problem"))}}},
     }
     if status in _PROBLEM_HEADERS:
         answer["headers"] = _PROBLEM_HEADERS[status]
@@ -86,6 +86,7 @@ def problems(*statuses: int) -> Responses:
     return answers
 
 
+_PROBLEM_SCHEMAS = {422: "ValidationProblem", 409: "ConflictProblem"}
 AUTHENTICATED = problems(401, 503)
 JSON_BODY = problems(400, 413, 415, 422)
 ONE_THREAD = problems(404)
@@ -124,6 +125,13 @@ class ValidationProblem(Problem):
     errors: list[ValidationIssue]
 
 
+class ConflictProblem(Problem):
+    reason: Literal["in-flight", "archived", "version", "offset", "state", "expired"] = Field(
+        description="Which conflict: an Idempotency-Key's first request is in flight, the thread is archived, it "
+        "moved on (version), a delta's offset, a message's state, or a resume past the kept events (expired)."
+    )
+
+
 def install(app: FastAPI, limits: Limits) -> None:
     """Makes `app.openapi()` return the completed document (built once, on first use)."""
     build = app.openapi
@@ -132,7 +140,7 @@ def install(app: FastAPI, limits: Limits) -> None:
         if app.openapi_schema is None:
             document = build()
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
-            for model in (Problem, ValidationProblem):
+            for model in (Problem, ValidationProblem, ConflictProblem):
                 _add_model(schemas, model)
             schemas |= limits.json_schemas()
             schemas.pop("HTTPValidationError", None)  # FastAPI's 422 shape, which this server never answers

@@ -76,7 +76,7 @@ async def run_once(
 ) -> StoredResponse:
     user_id = request.user_id
     if not await repository.try_lock(tx, user_id, request.key):
-        raise Conflict("A request with this Idempotency-Key is still in progress.")
+        raise Conflict("A request with this Idempotency-Key is still in progress.", reason="in-flight")
     existing = await repository.find(tx, user_id, request.key)
     if existing is not None:
         if existing["created_at"] >= tx.now - timedelta(seconds=ttl_seconds):

@@ -46,7 +46,7 @@ async def append(tx: Tx, user_id: str, thread_id: str, body: MessageCreate, limi
         if status is None:
             raise thread_not_found()
         if status == "archived":
-            raise Conflict("The thread is archived; restore it before adding messages.")
+            raise Conflict("The thread is archived; restore it before adding messages.", reason="archived")
         raise not_a_message_of_the_thread(("body", "parent_id"))
     return message | placed
 
@@ -105,13 +105,14 @@ async def list_messages(
     order: Order,
     selection: Selection = Selection(),
 ) -> dict[str, Any]:
-    after = cursors.decode_message_cursor(cursor) if cursor else None
     if selection.all:
-        rows, next_cursor = await _by_seq(tx, user_id, thread_id, order, limit, after)
+        rows, next_cursor = await _by_seq(tx, user_id, thread_id, order, limit, cursor)
     elif selection.siblings_of is not None:
-        rows, next_cursor = await _siblings(tx, user_id, thread_id, selection.siblings_of, order, limit, after)
+        rows, next_cursor = await _siblings(tx, user_id, thread_id, selection.siblings_of, order, limit, cursor)
+    elif selection.leaf is not None:
+        rows, next_cursor = await _leaf_path(tx, user_id, thread_id, selection.leaf, order, limit, cursor)
     else:
-        rows, next_cursor = await _path(tx, user_id, thread_id, selection.leaf, order, limit, after)
+        rows, next_cursor = await _active_path(tx, user_id, thread_id, order, limit, cursor)
     if not rows and await repository.thread_status(tx, user_id, thread_id) is None:
         raise thread_not_found()
     data = [message_json(r) for r in rows]
@@ -121,67 +122,74 @@ async def list_messages(
 Page = tuple[list[RowMapping], str | None]
 
 
-async def _by_seq(tx: Tx, user_id: str, thread_id: str, order: Order, limit: int, after: list[Any] | None) -> Page:
-    if after is not None and after[0] != "seq":
-        raise cursors.invalid_cursor()
-    bound = after[1] if after is not None else None
-    rows = await repository.seq_page(tx, user_id, thread_id, order=order, limit=limit + 1, after=bound)
+async def _by_seq(tx: Tx, user_id: str, thread_id: str, order: Order, limit: int, cursor: str | None) -> Page:
+    after = cursors.decode_message_cursor(cursor, "all")[0] if cursor else None
+    rows = await repository.seq_page(tx, user_id, thread_id, order=order, limit=limit + 1, after=after)
     has_more = len(rows) > limit
     rows = rows[:limit]
-    return rows, cursors.encode(rows[-1]["seq"]) if has_more else None
+    return rows, cursors.encode_message_cursor("all", rows[-1]["seq"]) if has_more else None
 
 
 async def _siblings(
-    tx: Tx, user_id: str, thread_id: str, message_id: str, order: Order, limit: int, after: list[Any] | None
+    tx: Tx, user_id: str, thread_id: str, message_id: str, order: Order, limit: int, cursor: str | None
 ) -> Page:
-    if after is not None and after[0] != "s":
-        raise cursors.invalid_cursor()
-    bound = after[1] if after is not None else None
-    rows = await repository.siblings_page(tx, user_id, thread_id, message_id, order=order, limit=limit + 1, after=bound)
+    after = cursors.decode_message_cursor(cursor, "siblings", message_id)[0] if cursor else None
+    rows = await repository.siblings_page(tx, user_id, thread_id, message_id, order=order, limit=limit + 1, after=after)
     if not rows and await repository.position(tx, user_id, thread_id, message_id) is None:
         raise message_not_found()
     has_more = len(rows) > limit
     rows = rows[:limit]
-    return rows, cursors.encode("s", rows[-1]["sibling_index"]) if has_more else None
+    return rows, cursors.encode_message_cursor("siblings", message_id, rows[-1]["sibling_index"]) if has_more else None
 
 
-async def _path(
-    tx: Tx, user_id: str, thread_id: str, leaf: str | None, order: Order, limit: int, after: list[Any] | None
+async def _active_path(tx: Tx, user_id: str, thread_id: str, order: Order, limit: int, cursor: str | None) -> Page:
+    """A page of the active path. Its cursor keeps the path of the first page: the current message's branch,
+    to its tip, so appends after the current message show on later pages (as on a line in version 1) and a
+    branch switch meanwhile does not splice another path in (tree_sql.py)."""
+    if order == "asc":
+        branch, after = cursors.decode_message_cursor(cursor, "path") if cursor else (None, 0)
+        rows = await repository.path_page(tx, user_id, thread_id, order="asc", limit=limit, branch=branch, after=after)
+        if rows and rows[-1]["depth"] < rows[-1]["leaf_depth"]:
+            return rows, cursors.encode_message_cursor("path", rows[-1]["path_branch"], rows[-1]["depth"])
+        return rows, None
+    branch, before = cursors.decode_message_cursor(cursor, "path-desc") if cursor else (None, None)
+    rows = await repository.path_page(tx, user_id, thread_id, order="desc", limit=limit, branch=branch, before=before)
+    return rows, _above(rows, "path-desc")
+
+
+async def _leaf_path(
+    tx: Tx, user_id: str, thread_id: str, leaf: str, order: Order, limit: int, cursor: str | None
 ) -> Page:
-    """A page of the path root → leaf (the thread's current message when `leaf` is None). The cursor keeps the
-    path of the first page: a branch switch meanwhile does not splice two paths."""
-    branch: int | None = None
-    leaf_depth: int | None = None
-    bound: int | None = None
-    if after is not None:
-        kind = after[0]
-        if kind == "seq":  # a cursor of version 1, of a thread that was a line: a depth on the current path
-            bound = after[1]
-        elif kind == ("a" if order == "asc" else "d"):
-            branch, *rest = after[1:]
-            leaf_depth, bound = (rest[0] or None, rest[1]) if order == "asc" else (None, rest[0])
-        else:
-            raise cursors.invalid_cursor()
-    elif leaf is not None:
+    """A page of the path root → `leaf`."""
+    if cursor:
+        kind = "leaf" if order == "asc" else "leaf-desc"
+        held = cursors.decode_message_cursor(cursor, kind, leaf)
+        branch, leaf_depth, bound = (held[0], held[1], held[2]) if order == "asc" else (held[0], None, held[1])
+    else:
         at = await repository.position(tx, user_id, thread_id, leaf)
         if at is None:
             raise message_not_found()
         branch, leaf_depth = at["branch_id"], at["depth"]
-        bound = at["depth"] + 1 if order == "desc" else None
+        bound = 0 if order == "asc" else at["depth"] + 1
     if order == "asc":
         rows = await repository.path_page(
-            tx, user_id, thread_id, order="asc", limit=limit, branch=branch, leaf_depth=leaf_depth, after=bound or 0
+            tx, user_id, thread_id, order="asc", limit=limit, branch=branch, leaf_depth=leaf_depth, after=bound
         )
         if rows and rows[-1]["depth"] < rows[-1]["leaf_depth"]:
             last = rows[-1]
-            # 0: to the tip of the branch, wherever appends take it (tree_sql.py); else to the named leaf.
-            to = 0 if leaf is None and leaf_depth is None else last["leaf_depth"]
-            return rows, cursors.encode("a", last["path_branch"], to, last["depth"])
+            return rows, cursors.encode_message_cursor(
+                "leaf", leaf, last["path_branch"], last["leaf_depth"], last["depth"]
+            )
         return rows, None
     rows = await repository.path_page(tx, user_id, thread_id, order="desc", limit=limit, branch=branch, before=bound)
+    return rows, _above(rows, "leaf-desc", leaf)
+
+
+def _above(rows: list[RowMapping], kind: str, *named: str) -> str | None:
+    """A descending path page's cursor: the path above its last row's branch, before its depth."""
     if rows and rows[-1]["depth"] > 1:
-        return rows, cursors.encode("d", rows[-1]["branch_id"], rows[-1]["depth"])
-    return rows, None
+        return cursors.encode_message_cursor(kind, *named, rows[-1]["branch_id"], rows[-1]["depth"])
+    return None
 
 
 @from_replica

@@ -122,7 +122,9 @@ async def patch(
     new_status = body.status or row["status"]
     # Only a thread that is archived and stays so is frozen; archiving and editing in one PATCH is one change.
     if changes and row["status"] == "archived" and new_status == "archived":
-        raise Conflict("An archived thread cannot be changed; restore it with status 'active' first.")
+        raise Conflict(
+            "An archived thread cannot be changed; restore it with status 'active' first.", reason="archived"
+        )
     if new_status != row["status"]:
         changes |= _status_change(new_status, tx)
     return await _change(tx, user_id, row, changes)
@@ -179,7 +181,9 @@ async def delete_branch(tx: Tx, user_id: str, thread_id: str, message_id: str) -
     parent gone."""
     row = await _for_change(tx, user_id, thread_id)
     if row["status"] == "archived":
-        raise Conflict("An archived thread cannot be changed; restore it with status 'active' first.")
+        raise Conflict(
+            "An archived thread cannot be changed; restore it with status 'active' first.", reason="archived"
+        )
     deleted = await messages.delete_subtree(tx, thread_id, message_id)
     changes: dict[str, Any] = {
         "deleted_count": row["deleted_count"] + deleted.count,
@@ -256,7 +260,7 @@ async def rename_source(tx: Tx, user_id: str, thread_id: str) -> RenameSource:
     if row is None:
         raise thread_not_found()
     if row["status"] != "active":
-        raise Conflict("An archived thread cannot be renamed; restore it first.")
+        raise Conflict("An archived thread cannot be renamed; restore it first.", reason="archived")
     text = await messages.first_user_text(tx, user_id, thread_id)
     if text is None:
         raise Unprocessable(
@@ -271,7 +275,7 @@ async def apply_title(tx: Tx, user_id: str, thread_id: str, title: str, expected
     """Sets a generated title only if the thread is still at the version the title was made from."""
     row = await _for_change(tx, user_id, thread_id)
     if row["version"] != expected_version or row["status"] != "active":
-        raise Conflict("The thread changed while its title was being generated; nothing was applied.")
+        raise Conflict("The thread changed while its title was being generated; nothing was applied.", reason="version")
     return await _change(tx, user_id, row, {"title": title} if row["title"] != title else {})
 
 
