@@ -21,6 +21,7 @@ from tests.conftest import execute_sql, fresh_database
 from tests.pg_server import PgServer
 from threadstore.idempotency import repository as idempotency_repo
 from threadstore.messages import repository as messages_repo
+from threadstore.messages import tree_sql
 from threadstore.threads import repository as threads_repo
 
 SEED = """
@@ -29,16 +30,36 @@ SELECT 'thr_' || lpad(n::text, 8, '0'), 'user_' || (n % 100), 'Thread ' || n, '{
        CASE WHEN n % 3 = 0 THEN 'archived' ELSE 'active' END,
        now() - n * interval '1 second', now() - n * interval '1 second', 0, 1
 FROM generate_series(1, 40000) n;
-INSERT INTO threads (id, user_id, title, metadata, status, created_at, updated_at, message_count, version)
-VALUES ('big', 'user_big', 'big', '{}', 'active', now(), now(), 50000, 1);
-INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at)
-SELECT 'msg_' || k, 'big', k, 'user', 'hello', '{}', now() FROM generate_series(1, 50000) k;
+INSERT INTO threads (id, user_id, title, metadata, status, created_at, updated_at, message_count, version,
+                     current_message_id, current_branch_id, current_depth)
+VALUES ('big', 'user_big', 'big', '{}', 'active', now(), now(), 51000, 1, 'msg_50000', 1, 50000);
+-- 'big': a 50,000-message path on its trunk (branch 1), and 200 abandoned edits along it, 5 messages each: most
+-- rows in one branch, the statistics that once made SQLite and PostgreSQL plan paths badly (docs/branches-design.md)
+INSERT INTO branches (id, thread_id, parent_branch_id, fork_depth, sibling_index, level)
+VALUES (1, 'big', NULL, 0, 1, 0);
+INSERT INTO branches (id, thread_id, parent_branch_id, fork_depth, sibling_index, level, jump_id, jump_level,
+                      jump_fork_depth)
+SELECT 1 + i, 'big', 1, 250 * i, 2, 1, 1, 0, 0 FROM generate_series(1, 200) i;
+INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at, branch_id, depth, parent_id,
+                      sibling_index)
+SELECT 'msg_' || k, 'big', k, 'user', 'hello', '{}', now(), 1, k, CASE WHEN k > 1 THEN 'msg_' || (k - 1) END, 1
+FROM generate_series(1, 50000) k;
+INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at, branch_id, depth, parent_id,
+                      sibling_index)
+SELECT 'msg_f' || i || '_' || j, 'big', 50000 + 5 * (i - 1) + j, 'assistant', 'edit', '{}', now(), 1 + i,
+       250 * i + j, CASE WHEN j = 1 THEN 'msg_' || (250 * i) ELSE 'msg_f' || i || '_' || (j - 1) END,
+       CASE WHEN j = 1 THEN 2 ELSE 1 END
+FROM generate_series(1, 200) i, generate_series(1, 5) j;
+-- every other thread's trunk: branches is a table of many threads, as in production
+INSERT INTO branches (id, thread_id, parent_branch_id, fork_depth, sibling_index, level)
+SELECT 1000 + n, 'thr_' || lpad(n::text, 8, '0'), NULL, 0, 1, 0 FROM generate_series(1, 40000) n;
+SELECT setval(pg_get_serial_sequence('branches', 'id'), 100000);
 INSERT INTO idempotency_keys (user_id, key, fingerprint, status_code, response_body, response_headers, created_at,
                               thread_id)
 SELECT 'user_' || (n % 200), 'key_' || n, md5(n::text) || md5(n::text), 201, '{}', '{}', now(),
        'thr_' || lpad((n % 40000)::text, 8, '0')
 FROM generate_series(1, 40000) n;
-ANALYZE threads; ANALYZE messages; ANALYZE idempotency_keys;
+ANALYZE threads; ANALYZE messages; ANALYZE branches; ANALYZE idempotency_keys;
 """
 
 
@@ -51,6 +72,8 @@ async def seeded(pg_server: PgServer | None, tmp_path_factory: pytest.TempPathFa
 
 
 def _sql_literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
     if isinstance(value, int):
         return str(value)
     if isinstance(value, datetime):
@@ -138,17 +161,55 @@ async def test_an_all_statuses_page_merges_the_range_scans_of_both_status_indexe
     assert "Index Scan using ix_threads_user_updated_archived " in plan, plan
 
 
+def _assert_index_probes_only(plan: str) -> None:
+    """Every row is reached through an index: no sequential or bitmap scan of any table. (A Sort of the page's
+    own few rows, or of a CTE's, is fine.)"""
+    assert "Seq Scan" not in plan, plan
+    assert "Bitmap" not in plan, plan
+
+
+# Pages of a path (db/tables.py, branch segments): first, middle and last page of the 50,000-message path, each
+# way, through the text statements of messages/tree_sql.py; their probes are written as LATERAL … LIMIT so that
+# the plan cannot be a hash join over a whole table whatever the statistics say.
+PATH_PAGES = {
+    "asc-first": ("asc", {"sb": None, "leaf_depth": None, "after": 0}),
+    "asc-middle": ("asc", {"sb": 1, "leaf_depth": None, "after": 25_000}),
+    "asc-last": ("asc", {"sb": 1, "leaf_depth": None, "after": 49_950}),
+    "desc-first": ("desc", {"sb": None, "before": None}),
+    "desc-middle": ("desc", {"sb": 1, "before": 25_000}),
+    "desc-last": ("desc", {"sb": 1, "before": 51}),
+}
+
+
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("order", ["asc", "desc"])
+@pytest.mark.parametrize("page", list(PATH_PAGES))
+async def test_path_pages_are_index_probes_at_any_depth(seeded: str, page: str, mode: str) -> None:
+    order, params = PATH_PAGES[page]
+    statement = messages_repo._PATH_PAGES[(order, "postgresql")]
+    plan = await _plan(seeded, statement, {"thread": "big", "user": "user_big", "lim": 50, **params}, mode)
+    _assert_index_probes_only(plan)
+    assert "uq_messages_branch_depth" in plan, plan
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("after", [False, True])
-async def test_message_pages_are_index_range_scans_at_any_depth(
-    seeded: str, order: str, after: bool, mode: str
-) -> None:
-    statement = messages_repo._PAGES[(order, after)]  # type: ignore[index]
-    params: dict[str, Any] = {"p_thread": "big", "p_user": "user_big", "p_limit": 51}
-    if after:
-        params["p_after"] = 49_950 if order == "asc" else 50
-    _assert_single_range_scan(await _plan(seeded, statement, params, mode), "uq_messages_thread_seq")
+async def test_view_all_pages_are_index_range_scans_by_seq(seeded: str, after: bool, mode: str) -> None:
+    statement = messages_repo._SEQ_PAGES[("asc", int(after))]
+    params: dict[str, Any] = {"thread": "big", "user": "user_big", "lim": 51} | ({"after": 49_950} if after else {})
+    plan = await _plan(seeded, statement, params, mode)
+    _assert_index_probes_only(plan)
+    assert "uq_messages_thread_seq" in plan, plan
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_siblings_descent_and_child_placement_are_index_probes(seeded: str, mode: str) -> None:
+    siblings = messages_repo._SIBLING_PAGES[("asc", "postgresql")]
+    params = {"mid": "msg_251", "thread": "big", "user": "user_big", "lim": 51, "after": 0}
+    _assert_index_probes_only(await _plan(seeded, siblings, params, mode))
+    descent = messages_repo._DESCENT["postgresql"]
+    _assert_index_probes_only(await _plan(seeded, descent, {"start_branch": 1, "start_depth": 1}, mode))
+    place = messages_repo._CHILD_PLACE["message"]
+    _assert_index_probes_only(await _plan(seeded, place, {"thread": "big", "parent": "msg_100"}, mode))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -171,3 +232,56 @@ async def test_erasing_a_threads_keys_reads_only_the_users_primary_key_range(see
         plan = await _plan(seeded, idempotency_repo._ERASE, params, mode)
         assert "Seq Scan" not in plan, plan
         assert "pk_idempotency_keys" in plan, plan
+
+
+# SQLite: the same shapes, on a database analyzed while one branch holds most messages. With those statistics
+# SQLite once drove a page from `messages` or built an automatic index per query (1 s a page); the statements
+# pin their join order (CROSS JOIN) and indexes (INDEXED BY) against that (docs/branches-design.md, §2.5).
+SQLITE_SEED = """
+WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 20000)
+INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at, branch_id, depth, parent_id,
+                      sibling_index)
+SELECT 'msg_' || k, 'big', k, 'user', 'hello', '{}', '2026-12-04 00:00:00', 1, k,
+       CASE WHEN k > 1 THEN 'msg_' || (k - 1) END, 1 FROM n;
+INSERT INTO threads (id, user_id, title, metadata, status, created_at, updated_at, message_count, version,
+                     current_message_id, current_branch_id, current_depth, deleted_count)
+VALUES ('big', 'user_big', 'big', '{}', 'active', '2026-12-04 00:00:00', '2026-12-04 00:00:00', 20000, 1,
+        'msg_20000', 1, 20000, 0);
+INSERT INTO branches (id, thread_id, parent_branch_id, fork_depth, sibling_index, level)
+VALUES (1, 'big', NULL, 0, 1, 0);
+WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 100)
+INSERT INTO branches (id, thread_id, parent_branch_id, fork_depth, sibling_index, level, jump_id, jump_level,
+                      jump_fork_depth)
+SELECT 1 + k, 'big', 1, 100 * k, 2, 1, 1, 0, 0 FROM n;
+ANALYZE;
+"""
+
+
+async def test_sqlite_path_pages_never_scan_messages_or_build_an_index(tmp_path: Any) -> None:
+    import sqlite3
+
+    async with fresh_database("sqlite", None, tmp_path) as backend:
+        path = backend.url.removeprefix("sqlite+aiosqlite:///")
+        conn = sqlite3.connect(path)
+        try:
+            conn.executescript("PRAGMA foreign_keys=OFF;" + SQLITE_SEED)
+            for order, params in PATH_PAGES.values():
+                sql = tree_sql.path_page(order, "sqlite")
+                values = {
+                    "thread": "big",
+                    "user": "user_big",
+                    "lim": 50,
+                    "sb": None,
+                    "leaf_depth": None,
+                    "after": 0,
+                    "before": None,
+                } | params
+                plan = "\n".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, values))
+                # An automatic index over the page's own fork counts (a CTE of a few rows) is fine; over a table
+                # it is an index built per query.
+                automatic = [line for line in plan.splitlines() if "AUTOMATIC" in line]
+                assert all(line.startswith("SEARCH fk ") for line in automatic), plan
+                assert "SCAN m\n" not in plan + "\n" and "SCAN messages" not in plan, plan
+                assert "uq_messages_branch_depth" in plan, plan
+        finally:
+            conn.close()
