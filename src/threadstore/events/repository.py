@@ -8,9 +8,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import LargeBinary, bindparam, case, cast, delete, exists, func, insert, select, text, union_all, update
+import orjson
+from sqlalchemy import (
+    LargeBinary,
+    bindparam,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    tuple_,
+    union_all,
+    update,
+)
 
+from threadstore import legacy
 from threadstore.db import event_body
+from threadstore.db.outbox import MESSAGE_CREATED, THREAD_CREATED, THREAD_UPDATED
 from threadstore.db.tables import event_gaps, event_late, event_state, events, messages
 from threadstore.db.unit_of_work import Tx
 
@@ -33,10 +50,12 @@ class PublishedEvent:
     thread_id: str
     at: datetime  # the event row's time: with `thread_id`, what a body leaves out (db/event_body.py)
     size: int  # the bytes it holds, about (what bounds a page and a stream's queue)
+    legacy: str | None = None  # members an object stored before version 2 lacks (legacy.py)
 
     def json(self) -> bytes:
         """The object as the API returned it: JSON text, one line."""
-        return event_body.json_bytes(self.body, self.member, self.content, self.thread_id, self.at)
+        members = self.member if self.legacy is None else ",".join(filter(None, (self.member, self.legacy)))
+        return event_body.json_bytes(self.body, members, self.content, self.thread_id, self.at)
 
 
 @dataclass(frozen=True)
@@ -256,6 +275,9 @@ def _delivered(user: bool, dialect: str) -> Any:
             events.c.created_at,
             sized.c.size,
             sized.c.rows,
+            messages.c.parent_id,
+            messages.c.depth,
+            messages.c.sibling_index,
         )
         .select_from(sized.join(events, events.c.id == sized.c.event_id).outerjoin(messages, referenced))
         .where(sized.c.before < bindparam("max_bytes"))
@@ -279,6 +301,7 @@ async def delivered(
         params["user_id"] = user_id
     rows = (await tx.conn.execute(_DELIVERED[tx.dialect, user_id is not None], params)).all()
     window = int(rows[0].rows) if rows else 0
+    legacy = await _legacy_members(tx, rows)
     found = [
         PublishedEvent(
             row.position,
@@ -290,10 +313,40 @@ async def delivered(
             row.thread_id,
             row.created_at,
             int(row.size),
+            legacy.get(row.position),
         )
         for row in rows
     ]
     return DeliveredPage(found, more=window == limit or len(found) < window)
+
+
+_CURRENT_OF_A_LINE = select(messages.c.thread_id, messages.c.seq, messages.c.id).where(
+    tuple_(messages.c.thread_id, messages.c.seq).in_(bindparam("lines", expanding=True))
+)
+
+
+async def _legacy_members(tx: Tx, rows: Sequence[Any]) -> dict[int, str]:
+    """What the events stored before version 2 lack, by position (legacy.py): a message's place from its row,
+    joined already; a thread's current message, one probe for the page's legacy thread events together."""
+    found: dict[int, str] = {}
+    lines: dict[int, tuple[str, int]] = {}
+    for row in rows:
+        if row.body[0] not in event_body.LEGACY_FORMATS:
+            continue
+        if row.type == MESSAGE_CREATED and row.depth is not None:
+            found[row.position] = legacy.message_members(row.parent_id, row.depth, row.sibling_index)
+        elif row.type in (THREAD_CREATED, THREAD_UPDATED):
+            data = orjson.loads(event_body.stored(row.body))
+            if legacy.lacks_thread_fields({"object": "thread", **data}) and isinstance(data.get("message_count"), int):
+                lines[row.position] = (row.thread_id, data["message_count"])
+    if lines:
+        wanted = [line for line in set(lines.values()) if line[1] > 0]
+        last = {}
+        if wanted:
+            last = {(r.thread_id, r.seq): r.id for r in await tx.conn.execute(_CURRENT_OF_A_LINE, {"lines": wanted})}
+        for position, line in lines.items():
+            found[position] = legacy.thread_members(last.get(line))
+    return found
 
 
 async def pruned_through(tx: Tx) -> int:

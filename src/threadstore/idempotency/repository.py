@@ -79,3 +79,19 @@ async def erase_deleted_messages(tx: Tx, user_id: str, thread_id: str, status: i
     """Replaces by `status` the stored response of every key of `user_id` that created a message of
     `thread_id` which no longer exists."""
     await tx.conn.execute(_ERASE_DELETED_MESSAGES, {"p_user": user_id, "p_thread": thread_id, "p_status": status})
+
+
+# A stored response of before version 2 (legacy.py): the message's place from its row, or a line's message by seq.
+async def message_place(tx: Tx, message_id: Any) -> tuple[str | None, int, int] | None:
+    if not isinstance(message_id, str):
+        return None
+    stmt = select(messages.c.parent_id, messages.c.depth, messages.c.sibling_index).where(messages.c.id == message_id)
+    row = (await tx.conn.execute(stmt)).first()
+    return None if row is None or row.depth is None else (row.parent_id, row.depth, row.sibling_index)
+
+
+async def message_at(tx: Tx, thread_id: Any, seq: Any) -> str | None:
+    if not isinstance(thread_id, str) or not isinstance(seq, int):
+        return None
+    stmt = select(messages.c.id).where(messages.c.thread_id == thread_id, messages.c.seq == seq)
+    return (await tx.conn.execute(stmt)).scalar_one_or_none()
