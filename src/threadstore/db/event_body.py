@@ -29,11 +29,6 @@ from threadstore.timestamps import rfc3339
 RAW = 0  # the JSON text, UTF-8 (events stored before this form existed)
 DEFLATED_V1 = 1  # raw deflate with DICTIONARY_V1
 DERIVED_V1 = 2  # byte 1: which DERIVED keys were left out; then DEFLATED_V1 of the rest
-# Version 2 objects (API.md "Branches": message positions, a thread's current message) under their own bytes,
-# so a reader tells an object stored before them — which lacks those fields — without inflating it (legacy.py).
-DEFLATED_V2 = 3
-DERIVED_V2 = 4
-LEGACY_FORMATS = frozenset((RAW, DEFLATED_V1, DERIVED_V1))
 
 # Keys an object may share with its event row, in bit order, and which of the row's values each one equals:
 # a thread's "id" and a message's "thread_id" are the event's thread; the timestamps its time (a write's
@@ -56,19 +51,6 @@ DICTIONARY_V1 = orjson.dumps(
         {"archived_at": None, "message_count": 0, "last_message_at": None, "version": 1, "status": "archived"},
     ]
 )
-DICTIONARY_V2 = DICTIONARY_V1 + orjson.dumps(
-    [
-        {"parent_id": None, "depth": 1, "sibling_index": 1, "sibling_count": 1},
-        {"current_message_id": "msg_", "parent_id": "msg_"},
-    ]
-)
-_DICTIONARIES = {
-    DEFLATED_V1: DICTIONARY_V1,
-    DERIVED_V1: DICTIONARY_V1,
-    DEFLATED_V2: DICTIONARY_V2,
-    DERIVED_V2: DICTIONARY_V2,
-}
-_DERIVED_FORMATS = frozenset((DERIVED_V1, DERIVED_V2))
 
 
 def encode(data: dict[str, Any], thread_id: str | None = None, at: datetime | None = None) -> bytes:
@@ -82,8 +64,8 @@ def encode(data: dict[str, Any], thread_id: str | None = None, at: datetime | No
         data = {key: value for key, value in data.items() if not _left_out(key, derived)}
     text = orjson.dumps(data)
     window = -10 if len(text) <= _SMALL else -15
-    deflate = zlib.compressobj(6, zlib.DEFLATED, window, 2, zlib.Z_DEFAULT_STRATEGY, DICTIONARY_V2)
-    head = bytes((DERIVED_V2, derived)) if derived else bytes((DEFLATED_V2,))
+    deflate = zlib.compressobj(6, zlib.DEFLATED, window, 2, zlib.Z_DEFAULT_STRATEGY, DICTIONARY_V1)
+    head = bytes((DERIVED_V1, derived)) if derived else bytes((DEFLATED_V1,))
     return head + deflate.compress(text) + deflate.flush()
 
 
@@ -95,10 +77,10 @@ def stored(body: bytes) -> bytes:
     """The JSON object as stored, without what the row supplies (diagnostics and tests)."""
     if body[0] == RAW:
         return bytes(body[1:])
-    if body[0] not in _DICTIONARIES:
+    start = {DEFLATED_V1: 1, DERIVED_V1: 2}.get(body[0])
+    if start is None:
         raise ValueError(f"unknown event body format {body[0]}")
-    start = 2 if body[0] in _DERIVED_FORMATS else 1
-    inflate = zlib.decompressobj(-15, _DICTIONARIES[body[0]])
+    inflate = zlib.decompressobj(-15, DICTIONARY_V1)
     return inflate.decompress(body[start:]) + inflate.flush()
 
 
@@ -124,7 +106,7 @@ def json_bytes(
     """`decode`'s JSON text as UTF-8, made with one copy of the content (what a stream sends)."""
     text = stored(body)
     extra: list[bytes] = []
-    if body[0] in _DERIVED_FORMATS:
+    if body[0] == DERIVED_V1:
         if thread_id is None or at is None:
             raise ValueError("this event body needs its row's thread_id and time to be read")
         row = {"thread": orjson.dumps(thread_id), "time": orjson.dumps(rfc3339(at))}

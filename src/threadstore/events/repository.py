@@ -331,13 +331,17 @@ async def _legacy_members(tx: Tx, rows: Sequence[Any]) -> dict[int, str]:
     found: dict[int, str] = {}
     lines: dict[int, tuple[str, int]] = {}
     for row in rows:
-        if row.body[0] not in event_body.LEGACY_FORMATS:
-            continue
-        if row.type == MESSAGE_CREATED and row.depth is not None:
+        # Version 2 writes in the formats version 1 reads (an instance of it may still serve streams during a
+        # rolling upgrade), so an old object is told by what it lacks: a message's event names its depth among
+        # the values its statement supplied (`member`); a thread's object names its current message.
+        if row.type == MESSAGE_CREATED and row.depth is not None and '"depth"' not in (row.member or ""):
             found[row.position] = legacy.message_members(row.parent_id, row.depth, row.sibling_index)
         elif row.type in (THREAD_CREATED, THREAD_UPDATED):
-            data = orjson.loads(event_body.stored(row.body))
-            if legacy.lacks_thread_fields({"object": "thread", **data}) and isinstance(data.get("message_count"), int):
+            text = event_body.stored(row.body)
+            if b'"current_message_id"' in text:
+                continue
+            data = orjson.loads(text)
+            if isinstance(data, dict) and isinstance(data.get("message_count"), int):
                 lines[row.position] = (row.thread_id, data["message_count"])
     if lines:
         wanted = [line for line in set(lines.values()) if line[1] > 0]
