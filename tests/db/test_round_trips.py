@@ -156,3 +156,64 @@ async def test_a_change_between_read_and_write_runs_the_unit_again_under_a_row_l
     patched = response.json()
     assert (patched["metadata"], patched["version"]) == ({"a": 1, "b": 2, "c": 3}, 3)
     assert (await recorded_events(api, user))[-1] == ("thread.updated", patched)
+
+
+async def test_branch_writes_say_what_they_send(api: Api, user: str, create_thread: Factory) -> None:
+    """An append under a parent is one statement like any append; a branch switch reads (the thread, the
+    message's place, the descent) and writes once; a branch delete and a fork are transactions."""
+    thread = await create_thread(messages=[{"content": "q"}, {"role": "assistant", "content": "a"}])
+    url = f"/api/threads/{thread['id']}"
+    first = (await api.request("GET", f"{url}/messages", user=user)).json()["data"][0]
+    with sent(api) as seen:
+        edited = await api.request("POST", f"{url}/messages", user=user, json={"content": "q'", "parent_id": None})
+    assert edited.status_code == 201, edited.text
+    assert seen == ONE_STATEMENT, seen
+    with sent(api) as seen:
+        switched = await api.request("PATCH", url, user=user, json={"current_message_id": first["id"]})
+    assert switched.status_code == 200, switched.text
+    assert not any(s.in_transaction for s in seen), seen
+    writes = [s for s in seen if "UPDATE threads" in s.sql]
+    assert writes == [seen[-1]], seen  # reads, then the compare-and-set with its event
+    for method, path, body in (
+        ("DELETE", f"{url}/messages/{edited.json()['id']}", None),
+        ("POST", f"{url}/fork", {}),
+    ):
+        with sent(api) as seen:
+            response = await api.request(method, path, user=user, json=body)
+        assert response.status_code < 300, response.text
+        assert seen and all(s.in_transaction for s in seen), seen
+
+
+async def test_an_append_under_a_parent_that_loses_a_race_runs_again_under_the_thread_lock(
+    api: Api, user: str, create_thread: Factory
+) -> None:
+    """The one statement's thread update applies only at the version its snapshot read. A rival that commits
+    while it waits makes it write nothing; the unit runs again as a transaction that locks the thread first,
+    and the new sibling still gets the next index."""
+    thread = await create_thread(messages=[{"content": "q"}, {"role": "assistant", "content": "a"}])
+    url = f"/api/threads/{thread['id']}"
+    question = (await api.request("GET", f"{url}/messages", user=user)).json()["data"][0]
+    assert api.backend.dsn is not None
+    rival = await asyncpg.connect(api.backend.dsn)
+    try:
+        holding = rival.transaction()
+        await holding.start()
+        await rival.execute("SELECT 1 FROM threads WHERE id = $1 FOR UPDATE", thread["id"])
+        with sent(api) as seen:
+            append = asyncio.create_task(
+                api.request("POST", f"{url}/messages", user=user, json={"content": "a'", "parent_id": question["id"]})
+            )
+            await asyncio.sleep(0.5)  # the append's statement now waits for the rival's row lock
+            await rival.execute("UPDATE threads SET version = version + 1 WHERE id = $1", thread["id"])
+            await holding.commit()
+            response = await append
+    finally:
+        await rival.close()
+    assert response.status_code == 201, response.text
+    assert (response.json()["sibling_index"], response.json()["sibling_count"]) == (2, 2)
+    assert not seen[0].in_transaction and seen[0].verb == "WITH", seen  # the one statement, which lost
+    locked = [s for s in seen if s.in_transaction]
+    assert locked and "FOR UPDATE" in locked[0].sql, seen  # then the thread's lock first, in a transaction
+    thread_now = (await api.request("GET", url, user=user)).json()
+    assert thread_now["version"] == thread["version"] + 2  # the rival's change and the append, none lost
+    assert thread_now["current_message_id"] == response.json()["id"]
