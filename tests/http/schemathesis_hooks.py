@@ -38,9 +38,10 @@ STATEFUL_REJECTIONS = {
     (("query", "cursor"), "invalid cursor"),
     # Auto-rename of a thread without a user message (API.md: 422).
     (("thread", "messages"), "no user message"),
-    # A parent or a branch to switch to that is no message of the thread (API.md, "Branches": 422).
+    # A parent, a branch to switch to or a fork's message that is no message of the thread (API.md, "Branches": 422).
     (("body", "parent_id"), "not found"),
     (("body", "current_message_id"), "not found"),
+    (("body", "message_id"), "not found"),
     # Two list selectors at once: OpenAPI cannot say that parameters exclude each other (API.md: 422).
     (("query", "leaf"), "mutually exclusive"),
     (("query", "siblings_of"), "mutually exclusive"),
