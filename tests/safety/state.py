@@ -125,6 +125,13 @@ def delta(before: Snapshot, after: Snapshot) -> Delta:
     return Delta(removed, added)
 
 
+_BRANCH_COUNTERS = {
+    "threads": ("current_branch_id",),
+    "branches": ("id", "parent_branch_id", "jump_id"),
+    "messages": ("branch_id",),
+}
+
+
 def _masked_row(table: str, row: Row) -> Row:
     columns = _COLUMNS.get(table, [])
     masked = tuple(_mask(v) for v in row)
@@ -134,6 +141,12 @@ def _masked_row(table: str, row: Row) -> Row:
         masked = tuple(
             "<counter>" if c == "id" else _mask(event_body.stored(v).decode()) if c == "body" else v
             for c, v in zip(columns, masked, strict=True)
+        )
+    # Branch ids are drawn from a counter shared by every run, as event ids are.
+    counters = _BRANCH_COUNTERS.get(table, ())
+    if counters:
+        masked = tuple(
+            "<counter>" if c in counters and v is not None else v for c, v in zip(columns, masked, strict=True)
         )
     if table == "idempotency_keys":
         masked = tuple(

@@ -29,7 +29,7 @@ from tests.conftest import (
 )
 from tests.pg_server import PgServer
 from tests.safety.endpoints import WRITE_ENDPOINTS, Endpoint
-from tests.safety.faults import COMMIT, Injector
+from tests.safety.faults import COMMIT, Injector, writes_rows
 from tests.safety.report import record_sweep
 from tests.safety.state import (
     assert_clean_failure,
@@ -100,7 +100,7 @@ def _decides_the_outcome(operation: str, operations: list[str]) -> bool:
     autocommit statement (it has no COMMIT), at that statement, which commits as it completes."""
     if operation == COMMIT:
         return True
-    return COMMIT not in operations and not operation.lstrip().upper().startswith("SELECT")
+    return COMMIT not in operations and writes_rows(operation)
 
 
 # -- real clients dropping the connection, against a real uvicorn server -------------------------------------
