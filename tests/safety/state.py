@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from scripts.torture.tree import tree_violations
 from sqlalchemy import MetaData, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -155,6 +156,17 @@ def _masked_row(table: str, row: Row) -> Row:
     return masked
 
 
+def assert_trees_consistent(snap: Snapshot, where: str) -> None:
+    """The message trees of the snapshot hold every invariant (scripts/torture/tree.py): no half-deleted
+    branch, no orphan, counters and the current message in agreement with the rows."""
+    rows = {table: [dict(zip(_COLUMNS[table], row, strict=True)) for row in snap.get(table, [])] for table in _TREE}
+    violations = tree_violations(rows["threads"], rows["messages"], rows["branches"])
+    assert violations == [], f"{where}: {violations[:10]}"
+
+
+_TREE = ("threads", "messages", "branches")
+
+
 def describe(d: Delta) -> str:
     parts = []
     for table in sorted(d.added):
@@ -225,4 +237,6 @@ async def record_clean_run(api: Api, injector: Any, endpoint: Any, backend: Back
     with injector.scope():
         response = await endpoint.call(api, user, ctx)
     assert response.status_code < 300, response.text
-    return CleanRun(response, list(injector.ops), delta(before, await snapshot(backend)))
+    after = await snapshot(backend)
+    assert_trees_consistent(after, f"{endpoint.name}: the clean run")
+    return CleanRun(response, list(injector.ops), delta(before, after))

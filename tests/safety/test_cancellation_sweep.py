@@ -35,6 +35,7 @@ from tests.safety.state import (
     assert_clean_failure,
     assert_nothing_held,
     assert_service_works,
+    assert_trees_consistent,
     delta,
     describe,
     record_clean_run,
@@ -76,7 +77,9 @@ async def test_cancellation_sweep(
                 where = f"{endpoint.name}: cancelled at op {number} ({operation[:40]})"
                 assert injector.fired == operation, f"{where}: not reached ({injector.ops})"
                 await assert_nothing_held(api)
-                change = delta(before, await snapshot(backend))
+                after = await snapshot(backend)
+                assert_trees_consistent(after, where)
+                change = delta(before, after)
                 if response is not None and response.status_code < 300:
                     assert change == clean_change, f"{where}: {describe(change)}"
                     outcomes["completed"] = outcomes.get("completed", 0) + 1
