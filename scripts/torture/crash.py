@@ -63,6 +63,12 @@ class Ledger:
     patches: list[tuple[str, str, str, Any]] = field(default_factory=list)  # (user, thread, key, value)
     keyed: list[Keyed] = field(default_factory=list)  # acknowledged idempotent requests
     unanswered: list[Keyed] = field(default_factory=list)  # idempotent requests with unknown outcome
+    # Branches: what a delete may have taken, and the forks (new threads, never written to afterwards).
+    delete_targets: set[str] = field(default_factory=set)  # every message a delete was sent for
+    deleted: set[str] = field(default_factory=set)  # acknowledged deletes
+    deleting: set[str] = field(default_factory=set)  # threads a delete was sent to
+    forks: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # title -> (source, message_id)
+    forked: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> acknowledged fork
 
 
 class Load:
@@ -87,7 +93,11 @@ class Load:
             self.stop.set()
             await asyncio.gather(*tasks, killing)
 
-    async def _send(self, method: str, path: str, user: str, **kwargs: Any) -> httpx.Response | None:
+    async def _send(
+        self, method: str, path: str, user: str, *, gone_ok: bool = False, **kwargs: Any
+    ) -> httpx.Response | None:
+        """The response of a 2xx (or, `gone_ok`, of a 404/422 when a message the request names may have been
+        deleted meanwhile); None when the outcome is unknown or the answer is a violation."""
         self.result.operations += 1
         try:
             response = await self.client.request(method, path, user, **kwargs)
@@ -102,6 +112,8 @@ class Load:
                 self.result.violations.append(f"{self.result.name}: {method} {path} answered {response.status_code}")
             await asyncio.sleep(random.uniform(0.02, 0.2))
             return None
+        if gone_ok and response.status_code in (404, 422) and self.ledger.delete_targets:
+            return response
         if response.status_code >= 300:
             self.result.violations.append(
                 f"{self.result.name}: {method} {path} answered {response.status_code}: {response.text[:200]}"
@@ -113,12 +125,20 @@ class Load:
     async def _worker(self) -> None:
         while not self.stop.is_set():
             choice = random.random()
-            if choice < 0.35 or not self.ledger.threads:
+            if choice < 0.3 or not self.ledger.threads:
                 await self._create()
-            elif choice < 0.8:
+            elif choice < 0.6:
                 await self._append()
-            else:
+            elif choice < 0.7:
                 await self._patch()
+            elif choice < 0.8:
+                await self._branch_append()
+            elif choice < 0.87:
+                await self._switch()
+            elif choice < 0.93:
+                await self._delete()
+            else:
+                await self._fork()
 
     async def _create(self) -> None:
         user = random.choice(self.ledger.users)
@@ -160,6 +180,64 @@ class Load:
         if response is not None:
             self.ledger.patches.append((user, thread_id, key, value))
 
+    def _known_message(self, thread_id: str) -> dict[str, Any] | None:
+        """An acknowledged message of the thread not deleted by an acknowledged delete (it may be gone anyway)."""
+        known = [m for m in self.ledger.messages.values() if m["thread_id"] == thread_id]
+        return random.choice(known) if known else None
+
+    async def _branch_append(self) -> None:
+        """An append naming its parent (an acknowledged message, or None for a new root): a branch when the
+        parent already has a child."""
+        thread_id = random.choice(list(self.ledger.threads))
+        user = self.ledger.owners[thread_id]
+        parent = self._known_message(thread_id)
+        content = f"b-{uuid.uuid4().hex}"
+        body = {"role": "assistant", "content": content, "parent_id": parent["id"] if parent else None}
+        self.ledger.appends[content] = thread_id
+        path = f"/api/threads/{thread_id}/messages"
+        keyed = self._keyed(user, path, body)
+        response = await self._send("POST", path, user, json=body, headers=self._key_header(keyed), gone_ok=True)
+        self._settle(keyed, response)
+        if response is not None and response.status_code == 201:
+            message = response.json()
+            self.ledger.messages[message["id"]] = message
+
+    async def _switch(self) -> None:
+        thread_id = random.choice(list(self.ledger.threads))
+        target = self._known_message(thread_id)
+        if target is None:
+            return
+        body = {"current_message_id": target["id"]}
+        await self._send("PATCH", f"/api/threads/{thread_id}", self.ledger.owners[thread_id], json=body, gone_ok=True)
+
+    async def _delete(self) -> None:
+        thread_id = random.choice(list(self.ledger.threads))
+        target = self._known_message(thread_id)
+        if target is None:
+            return
+        self.ledger.delete_targets.add(target["id"])
+        self.ledger.deleting.add(thread_id)
+        path = f"/api/threads/{thread_id}/messages/{target['id']}"
+        response = await self._send("DELETE", path, self.ledger.owners[thread_id], gone_ok=True)
+        if response is not None and response.status_code == 204:
+            self.ledger.deleted.add(target["id"])
+
+    async def _fork(self) -> None:
+        thread_id = random.choice(list(self.ledger.threads))
+        user = self.ledger.owners[thread_id]
+        title = f"f-{uuid.uuid4().hex}"
+        named = self._known_message(thread_id) if random.random() < 0.5 else None
+        body: dict[str, Any] = {"title": title, **({"message_id": named["id"]} if named else {})}
+        self.ledger.forks[title] = (thread_id, named["id"] if named else None)
+        path = f"/api/threads/{thread_id}/fork"
+        keyed = self._keyed(user, path, body)
+        response = await self._send("POST", path, user, json=body, headers=self._key_header(keyed), gone_ok=True)
+        self._settle(keyed, response)
+        if response is not None and response.status_code == 201:
+            fork = response.json()
+            self.ledger.forked[fork["id"]] = fork
+            self.ledger.owners[fork["id"]] = user
+
     def _keyed(self, user: str, path: str, body: dict[str, Any]) -> Keyed | None:
         return Keyed(user, path, f"k-{uuid.uuid4().hex}", body) if random.random() < 0.4 else None
 
@@ -172,7 +250,7 @@ class Load:
             return
         if response is None:
             self.ledger.unanswered.append(keyed)
-        else:
+        elif response.status_code < 300:
             keyed.status, keyed.content = response.status_code, response.content
             self.ledger.keyed.append(keyed)
 
@@ -189,26 +267,71 @@ async def _audit_structure(db: Inspector, ledger: Ledger, result: CrashResult) -
     by_thread: dict[str, list[dict[str, Any]]] = {row["id"]: [] for row in threads}
     for message in await db.messages_of(list(by_thread)):
         by_thread[message["thread_id"]].append(message)
+    for violation in await db.tree_violations(list(by_thread)):
+        result.expect(False, violation)
     titles = Counter(row["title"] for row in threads)
     result.expect(max(titles.values(), default=1) == 1, f"a create landed twice: {titles.most_common(3)}")
-    contents = Counter(m["content"] for ms in by_thread.values() for m in ms)
+    forks = [row for row in threads if row["title"] in ledger.forks]
+    threads = [row for row in threads if row["title"] not in ledger.forks]
+    contents = Counter(m["content"] for row in threads for m in by_thread[row["id"]])
     result.expect(max(contents.values(), default=1) == 1, f"a message landed twice: {contents.most_common(3)}")
     for row in threads:
         stored = sorted(by_thread[row["id"]], key=lambda m: m["seq"])
-        seqs = [m["seq"] for m in stored]
-        result.expect(seqs == list(range(1, len(stored) + 1)), f"thread {row['id']}: seqs {seqs[:20]}… have a gap")
-        result.expect(row["message_count"] == len(stored), f"thread {row['id']}: message_count != {len(stored)}")
+        if row["id"] not in ledger.deleting:  # a branch delete leaves seqs with gaps (they are never reused)
+            seqs = [m["seq"] for m in stored]
+            result.expect(seqs == list(range(1, len(stored) + 1)), f"thread {row['id']}: seqs {seqs[:20]}… have a gap")
+            result.expect(row["message_count"] == len(stored), f"thread {row['id']}: message_count != {len(stored)}")
         sent = ledger.creates.get(row["title"])
         if sent is None:
             result.expect(False, f"thread {row['id']} matches no request")
             continue
         initial = [(m["role"], m["content"]) for m in sent.get("messages", [])]
         head = [(m["role"], m["content"]) for m in stored[: len(initial)]]
-        result.expect(head == initial, f"thread {row['id']} lacks its initial messages: {head} != {initial}")
-        for message in stored[len(initial) :]:
+        if row["id"] not in ledger.deleting:
+            result.expect(head == initial, f"thread {row['id']} lacks its initial messages: {head} != {initial}")
+        for message in stored:
+            if (message["role"], message["content"]) in initial:
+                continue
             result.expect(
                 ledger.appends.get(message["content"]) == row["id"], f"message {message['id']} matches no append"
             )
+    await _audit_forks(db, ledger, result, forks, by_thread)
+
+
+async def _audit_forks(
+    db: Inspector,
+    ledger: Ledger,
+    result: CrashResult,
+    forks: list[dict[str, Any]],
+    by_thread: dict[str, list[dict[str, Any]]],
+) -> None:
+    """A fork holds a chain that is its source's path to one message: the named one, else one that was current.
+    Paths never change, so while that message is still there its path is the copy's, in content and order."""
+    for row in forks:
+        source, named = ledger.forks[row["title"]]
+        copied = sorted(by_thread[row["id"]], key=lambda m: m["seq"])
+        chain = [m["parent_id"] for m in copied] == [None, *(m["id"] for m in copied)][: len(copied)]
+        result.expect(chain, f"fork {row['id']}: its messages are no chain")
+        if not copied:
+            continue
+        original = await db.rows(
+            "SELECT id, parent_id, role, content FROM messages WHERE thread_id = :t AND content = :c",
+            t=source,
+            c=copied[-1]["content"],
+        )
+        if not original:
+            result.expect(source in ledger.deleting, f"fork {row['id']}: its last message is none of its source's")
+            continue
+        result.expect(named in (None, original[0]["id"]), f"fork {row['id']} did not copy the path to {named}")
+        path: list[tuple[str, str]] = []
+        at: dict[str, Any] | None = original[0]
+        while at is not None:
+            path.append((at["role"], at["content"]))
+            parent = at["parent_id"]
+            rows = await db.rows("SELECT id, parent_id, role, content FROM messages WHERE id = :p", p=parent)
+            at = rows[0] if parent is not None and rows else None
+        ok = path[::-1] == [(m["role"], m["content"]) for m in copied]
+        result.expect(ok, f"fork {row['id']} is not its source's path to {original[0]['id']}")
 
 
 async def _audit_acknowledged(client: Client, ledger: Ledger, result: CrashResult) -> None:
@@ -220,11 +343,25 @@ async def _audit_acknowledged(client: Client, ledger: Ledger, result: CrashResul
     for message in ledger.messages.values():
         messages_of.setdefault(message["thread_id"], []).append(message)
 
+    def may_be_deleted(message: dict[str, Any]) -> bool:
+        """Whether a delete was sent for the message or a message above it. Its parents are followed through
+        the acknowledged messages; past one whose parent is not known (an initial message, an append whose
+        answer was lost) the question is left open where the thread saw a delete."""
+        at: dict[str, Any] | None = message
+        while at is not None:
+            if at["id"] in ledger.delete_targets:
+                return True
+            parent = at["parent_id"]
+            if parent is None:
+                return False
+            at = ledger.messages.get(parent)
+        return message["thread_id"] in ledger.deleting
+
     async def one(thread_id: str, acknowledged: dict[str, Any]) -> None:
         user = ledger.owners[thread_id]
         async with gate:
             now = await client.request("GET", f"/api/threads/{thread_id}", user)
-            listed = await _list_messages(client, user, thread_id)
+            listed = await _list_messages(client, user, thread_id, view="all")
         result.expect(now.status_code == 200, f"acknowledged thread {thread_id} is {now.status_code}")
         if now.status_code != 200:
             return
@@ -236,16 +373,31 @@ async def _audit_acknowledged(client: Client, ledger: Ledger, result: CrashResul
         result.expect(thread["message_count"] == len(listed), f"thread {thread_id}: message_count != listed")
         by_id = {m["id"]: m for m in listed}
         for message in messages_of.get(thread_id, []):
-            result.expect(by_id.get(message["id"]) == message, f"acknowledged message {message['id']} differs")
+            seen = by_id.get(message["id"])
+            if seen is None and may_be_deleted(message):
+                continue
+            # sibling_count is "as of the response": later siblings raise it.
+            same = seen is not None and {**seen, "sibling_count": 0} == {**message, "sibling_count": 0}
+            result.expect(same, f"acknowledged message {message['id']} differs")
+            result.expect(message["id"] not in ledger.deleted, f"message {message['id']} outlived its delete")
 
     await asyncio.gather(*(one(thread_id, thread) for thread_id, thread in ledger.threads.items()))
 
+    async def fork(fork_id: str, acknowledged: dict[str, Any]) -> None:
+        async with gate:
+            now = await client.request("GET", f"/api/threads/{fork_id}", ledger.owners[fork_id])
+        # Nothing writes to a fork after its creation: it is as answered.
+        same = now.status_code == 200 and now.json() == acknowledged
+        result.expect(same, f"acknowledged fork {fork_id} is {now.status_code}, or differs")
 
-async def _list_messages(client: Client, user: str, thread_id: str) -> list[dict[str, Any]]:
+    await asyncio.gather(*(fork(fork_id, thread) for fork_id, thread in ledger.forked.items()))
+
+
+async def _list_messages(client: Client, user: str, thread_id: str, **selector: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:
-        params: dict[str, Any] = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, Any] = {"limit": 100, **selector, **({"cursor": cursor} if cursor else {})}
         page = (await client.request("GET", f"/api/threads/{thread_id}/messages", user, params=params)).json()
         found += page["data"]
         cursor = page["next_cursor"]
@@ -264,15 +416,36 @@ async def _audit_idempotent_retries(client: Client, db: Inspector, ledger: Ledge
                 "POST", keyed.path, keyed.user, json=keyed.body, headers={"Idempotency-Key": keyed.key}
             )
 
+    def source(keyed: Keyed) -> str:
+        return keyed.path.split("/")[3] if keyed.path.count("/") > 3 else ""
+
     answers = await asyncio.gather(*(retry(keyed) for keyed in ledger.keyed))
     for keyed, answer in zip(ledger.keyed, answers, strict=True):
         same = answer.status_code == keyed.status and answer.content == keyed.content
-        result.expect(same, f"retry of acknowledged {keyed.key} answered {answer.status_code}, not the original")
+        # A key whose message a delete took is not replayed: 404, and nothing is created.
+        erased = answer.status_code == 404 and keyed.path.endswith("/messages") and source(keyed) in ledger.deleting
+        result.expect(
+            same or erased, f"retry of acknowledged {keyed.key} answered {answer.status_code}, not the original"
+        )
     answers = await asyncio.gather(*(retry(keyed) for keyed in ledger.unanswered))
+    landed: list[Keyed] = []
     for keyed, answer in zip(ledger.unanswered, answers, strict=True):
-        result.expect(answer.status_code == 201, f"retry of unanswered {keyed.key} answered {answer.status_code}")
-    titles = [k.body["title"] for k in ledger.unanswered if "title" in k.body]
-    contents = [k.body["content"] for k in ledger.unanswered if "content" in k.body]
+        if answer.status_code == 201:
+            landed.append(keyed)
+            continue
+        # Its message deleted since it landed (404), or the message it names deleted before it could (422).
+        gone = answer.status_code in (404, 422) and source(keyed) in ledger.deleting
+        result.expect(gone, f"retry of unanswered {keyed.key} answered {answer.status_code}")
+        what = keyed.body.get("title") or keyed.body.get("content")
+        rows = await db.rows(
+            "SELECT count(*) AS n FROM threads WHERE title = :w UNION ALL "
+            "SELECT count(*) AS n FROM messages WHERE content = :w AND thread_id = :t",
+            w=what,
+            t=source(keyed),
+        )
+        result.expect(sum(int(r["n"]) for r in rows) == 0, f"retry of unanswered {keyed.key} failed, yet it wrote")
+    titles = [k.body["title"] for k in landed if "title" in k.body]
+    contents = [k.body["content"] for k in landed if "content" in k.body]
     if titles:
         rows = await db.rows("SELECT title, count(*) AS n FROM threads WHERE title IN :t GROUP BY title", t=titles)
         counts = {row["title"]: int(row["n"]) for row in rows}
@@ -280,9 +453,13 @@ async def _audit_idempotent_retries(client: Client, db: Inspector, ledger: Ledge
             result.expect(counts.get(title) == 1, f"{counts.get(title, 0)} threads for retried create {title}")
     if contents:
         rows = await db.rows(
-            "SELECT content, count(*) AS n FROM messages WHERE content IN :c GROUP BY content", c=contents
+            "SELECT content, thread_id, count(*) AS n FROM messages WHERE content IN :c GROUP BY content, thread_id",
+            c=contents,
         )
-        counts = {row["content"]: int(row["n"]) for row in rows}
+        # Counted in the thread appended to: a fork may hold a copy too.
+        counts = {
+            row["content"]: int(row["n"]) for row in rows if ledger.appends.get(row["content"]) == row["thread_id"]
+        }
         for content in contents:
             result.expect(counts.get(content) == 1, f"{counts.get(content, 0)} messages for retried append")
 

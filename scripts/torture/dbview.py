@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from scripts.torture import tree
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -53,7 +54,26 @@ class Inspector:
         ids = list(thread_ids)
         for start in range(0, len(ids), 500):
             found += await self.rows(
-                "SELECT id, thread_id, seq, role, content FROM messages WHERE thread_id IN :ids",
+                "SELECT id, thread_id, seq, role, content, parent_id FROM messages WHERE thread_id IN :ids",
                 ids=ids[start : start + 500],
             )
         return found
+
+    async def tree_violations(self, thread_ids: Sequence[str]) -> list[str]:
+        """The tree invariants (scripts/torture/tree.py) over these threads' rows as stored now."""
+        ids = list(thread_ids)
+        threads: list[dict[str, Any]] = []
+        messages: list[dict[str, Any]] = []
+        branches: list[dict[str, Any]] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            threads += await self.rows(
+                f"SELECT {', '.join(tree.THREAD_COLUMNS)} FROM threads WHERE id IN :ids", ids=chunk
+            )
+            messages += await self.rows(
+                f"SELECT {', '.join(tree.MESSAGE_COLUMNS)} FROM messages WHERE thread_id IN :ids", ids=chunk
+            )
+            branches += await self.rows(
+                f"SELECT {', '.join(tree.BRANCH_COLUMNS)} FROM branches WHERE thread_id IN :ids", ids=chunk
+            )
+        return tree.tree_violations(threads, messages, branches)

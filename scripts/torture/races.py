@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 from scripts.torture.client import Client, new_user, storm
 from scripts.torture.dbview import Inspector
 from scripts.torture.llm import FakeLlm
+
+from threadstore.db import event_body
 
 
 @dataclass
@@ -364,6 +367,263 @@ async def many_writers(race: Race) -> RaceResult:
     return result
 
 
+# -- branches (API.md v2): the thread row is every tree write's lock point (docs/branches-design.md §3) ------
+
+
+async def _add(race: Race, user: str, thread_id: str, content: str, **parent: Any) -> dict[str, Any]:
+    body = {"content": content, **parent}
+    response = await race.client.request("POST", f"/api/threads/{thread_id}/messages", user, json=body)
+    assert response.status_code == 201, response.text
+    added: dict[str, Any] = response.json()
+    return added
+
+
+async def _listing(race: Race, user: str, thread_id: str, **selector: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 100, **selector, **({"cursor": cursor} if cursor else {})}
+        response = await race.client.request("GET", f"/api/threads/{thread_id}/messages", user, params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        found += page["data"]
+        cursor = page["next_cursor"]
+        if not page["has_more"]:
+            return found
+
+
+async def _branched(race: Race, user: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A thread whose tree has three answers to its question, the last continued: q → a1, a2, a3 → u3 (current)."""
+    tag = uuid.uuid4().hex[:8]
+    thread = await _create(
+        race, user, messages=[{"content": f"q {tag}"}, {"role": "assistant", "content": f"a1 {tag}"}]
+    )
+    q, a1 = await _listing(race, user, thread["id"])
+    made = [q, a1]
+    for name in ("a2", "a3"):
+        made.append(await _add(race, user, thread["id"], f"{name} {tag}", parent_id=q["id"], role="assistant"))
+    made.append(await _add(race, user, thread["id"], f"u3 {tag}"))
+    return thread, made
+
+
+def _tree_check(result: RaceResult, violations: list[str]) -> None:
+    for violation in violations[:10]:
+        result.expect(False, violation)
+
+
+async def sibling_appends_to_one_parent(race: Race) -> RaceResult:
+    """n appends naming the same parent: n siblings with sibling_index 1..n (no gap, no repeat), each listed by
+    siblings_of with sibling_count n, and the last committed (highest seq) current."""
+    result = RaceResult("sibling appends to one parent", race.clients)
+    user = new_user()
+    thread = await _create(race, user, messages=[{"content": "the question"}])
+    (parent,) = await _listing(race, user, thread["id"])
+    url = f"/api/threads/{thread['id']}/messages"
+    body = {"role": "assistant", "parent_id": parent["id"]}
+    responses = await storm(
+        [call(race.client, "POST", url, user, json={**body, "content": f"answer {i}"}) for i in range(race.clients)]
+    )
+    result.see(responses)
+    result.only(responses, {201}, "append with parent_id")
+    created = {m["id"]: m for m in (r.json() for r in responses if r.status_code == 201)}
+    indexes = sorted(m["sibling_index"] for m in created.values())
+    result.expect(indexes == list(range(1, len(created) + 1)), f"sibling_index is not 1..{len(created)}: {indexes}")
+    siblings = await _listing(race, user, thread["id"], siblings_of=next(iter(created), parent["id"]))
+    result.expect([m["id"] for m in siblings] == sorted(created, key=lambda i: created[i]["sibling_index"]), "siblings")
+    counts = Counter(m["sibling_count"] for m in siblings)
+    result.expect(counts == Counter({len(created): len(created)}), f"sibling_count {dict(counts)} != {len(created)}")
+    for m in siblings:
+        result.expect(m["parent_id"] == parent["id"] and m["depth"] == 2, f"message {m['id']} misplaced: {m}")
+    after = (await _thread(race, user, thread["id"])).json()
+    last = max(created.values(), key=lambda m: m["seq"], default=parent)
+    result.expect(after["current_message_id"] == last["id"], "the current message is not the last committed append")
+    result.expect(after["message_count"] == 1 + len(created), f"message_count {after['message_count']}")
+    result.expect(after["version"] == 1 + len(created), f"version {after['version']} != {1 + len(created)}")
+    _tree_check(result, await race.db.tree_violations([thread["id"]]))
+    return result
+
+
+def _newest_leaf(children: dict[str, list[str]], message_id: str) -> str:
+    while children.get(message_id):
+        message_id = children[message_id][-1]
+    return message_id
+
+
+async def appends_racing_branch_switches(race: Race) -> RaceResult:
+    """Appends without parent_id interleaved with switches of current_message_id. Every write moves the thread's
+    version by one under its row lock, so the versions order them: the switches' versions come from their
+    thread.updated events, the appends take the others in seq order. Replayed in that order, every append's
+    parent is the message current just before it, every switch stores the newest leaf below its target as the
+    tree stood then, and the current message is always a leaf."""
+    result = RaceResult("appends racing branch switches", race.clients)
+    user = new_user()
+    thread, made = await _branched(race, user)
+    before = (await _thread(race, user, thread["id"])).json()
+    url = f"/api/threads/{thread['id']}"
+    calls: list[Call] = []
+    targets: list[str | None] = []
+    for i in range(race.clients):
+        if i % 3 == 2:
+            target = random.choice(made)["id"]
+            calls.append(call(race.client, "PATCH", url, user, json={"current_message_id": target}))
+            targets.append(target)
+        else:
+            calls.append(call(race.client, "POST", f"{url}/messages", user, json={"content": f"x{i}"}))
+            targets.append(None)
+    responses = await storm(calls)
+    result.see(responses)
+    appends = [r for r, t in zip(responses, targets, strict=True) if t is None]
+    switches = [(r, t) for r, t in zip(responses, targets, strict=True) if t is not None]
+    result.only(appends, {201}, "append")
+    result.only([r for r, _ in switches], {200}, "switch")
+    events = await race.db.rows(
+        "SELECT body FROM events WHERE thread_id = :id AND type = 'thread.updated' ORDER BY id", id=thread["id"]
+    )
+    switched = {}
+    for row in events:
+        data = orjson.loads(event_body.stored(bytes(row["body"])))
+        switched[data["version"]] = data["current_message_id"]
+    added = sorted((r.json() for r in appends if r.status_code == 201), key=lambda m: m["seq"])
+    after = (await _thread(race, user, thread["id"])).json()
+    versions = range(before["version"] + 1, after["version"] + 1)
+    result.expect(len(versions) == len(added) + len(switched), "versions are not one per append and switch")
+    result.expect(set(switched) <= set(versions), f"switch versions {sorted(switched)} outside {versions}")
+    children: dict[str, list[str]] = {}
+    for m in made:
+        if m["parent_id"] is not None:
+            children.setdefault(m["parent_id"], []).append(m["id"])
+    current = before["current_message_id"]
+    state = {before["version"]: current}
+    appended = iter(added)
+    for version in versions:
+        if version in switched:
+            current = switched[version]
+            reachable = {_newest_leaf(children, t) for r, t in switches if r.json().get("version") == version and t}
+            result.expect(current in reachable, f"version {version}: switched to {current}, no target leads there")
+        else:
+            message = next(appended, None)
+            if message is None:
+                break
+            result.expect(
+                message["parent_id"] == current, f"append {message['id']} follows {message['parent_id']}, not {current}"
+            )
+            children.setdefault(current, []).append(message["id"])
+            current = message["id"]
+        result.expect(not children.get(current), f"version {version}: current {current} is not a leaf")
+        state[version] = current
+    for response, _target in switches:
+        if response.status_code == 200:
+            answered = response.json()
+            expected = state.get(answered["version"])
+            result.expect(answered["current_message_id"] == expected, "a switch answered a state that never was")
+    result.expect(after["current_message_id"] == current, "the stored current message is not the replay's")
+    _tree_check(result, await race.db.tree_violations([thread["id"]]))
+    return result
+
+
+async def branch_delete_racing_appends(race: Race) -> RaceResult:
+    """A delete of a branch racing appends under it (naming a parent inside it, or none while the current
+    message is inside it): the branch goes whole with everything appended under it, an append either commits
+    (and is deleted with the branch if it landed under it) or fails cleanly (404/409/422), never a 500."""
+    result = RaceResult("branch delete racing appends", race.clients)
+    user = new_user()
+    thread, made = await _branched(race, user)
+    q, a3, u3 = made[0], made[3], made[4]
+    url = f"/api/threads/{thread['id']}"
+    calls: list[Call] = []
+    for i in range(race.clients - 1):
+        body: dict[str, Any] = {"content": f"under {i}"}
+        if i % 3 == 1:
+            body["parent_id"] = random.choice([a3["id"], u3["id"]])
+        calls.append(call(race.client, "POST", f"{url}/messages", user, json=body))
+    at = random.randrange(len(calls) + 1)
+    calls.insert(at, call(race.client, "DELETE", f"{url}/messages/{a3['id']}", user))
+    responses = await storm(calls)
+    delete, appends = responses[at], responses[:at] + responses[at + 1 :]
+    result.see(responses)
+    result.only([delete], {204}, "branch delete")
+    result.only(appends, {201, 404, 409, 422}, "append under a branch being deleted")
+    parents = {m["id"]: m["parent_id"] for m in made}
+    acknowledged = [r.json() for r in appends if r.status_code == 201]
+    parents |= {m["id"]: m["parent_id"] for m in acknowledged}
+
+    def under_deleted(message_id: str | None) -> bool:
+        while message_id is not None:
+            if message_id == a3["id"]:
+                return True
+            message_id = parents.get(message_id)
+        return False
+
+    stored = {m["id"] for m in await _listing(race, user, thread["id"], view="all")}
+    for m in made + acknowledged:
+        gone = under_deleted(m["id"])
+        result.expect(
+            (m["id"] in stored) != gone, f"message {m['id']} {'survived' if gone else 'went with'} the delete"
+        )
+    result.expect(stored <= set(parents), "a stored message was never acknowledged")
+    after = (await _thread(race, user, thread["id"])).json()
+    result.expect(after["message_count"] == len(stored), f"message_count {after['message_count']} != {len(stored)}")
+    result.expect(after["current_message_id"] in stored, "the current message is not a stored message")
+    result.expect(q["id"] in stored, "the question went with the branch")
+    _tree_check(result, await race.db.tree_violations([thread["id"]]))
+    return result
+
+
+async def forks_racing_appends(race: Race) -> RaceResult:
+    """Forks racing appends to the source (with and without parent_id): each copy is exactly the source's path,
+    root to one of its messages, as of one moment: the named message's path, or for a fork of the current one
+    the path to a message that was current at some time (the first current or an append's)."""
+    result = RaceResult("forks racing appends", race.clients)
+    user = new_user()
+    thread, made = await _branched(race, user)
+    url = f"/api/threads/{thread['id']}"
+    calls: list[Call] = []
+    named: dict[int, str | None] = {}
+    for i in range(race.clients):
+        if i % 4 == 0:
+            target = random.choice([None, random.choice(made)["id"]])
+            body = {"message_id": target} if target else {}
+            calls.append(call(race.client, "POST", f"{url}/fork", user, json={"title": f"fork {i}", **body}))
+            named[i] = target
+            continue
+        body = {"content": f"more {i}"}
+        if i % 4 == 1:
+            body["parent_id"] = random.choice(made)["id"]
+        calls.append(call(race.client, "POST", f"{url}/messages", user, json=body))
+    responses = await storm(calls)
+    result.see(responses)
+    forks = [(r, named[n]) for n, r in enumerate(responses) if n % 4 == 0]
+    appends = [r for n, r in enumerate(responses) if n % 4]
+    result.only([r for r, _ in forks], {201}, "fork")
+    result.only(appends, {201}, "append")
+    source = {m["id"]: m for m in await _listing(race, user, thread["id"], view="all")}
+    by_content = {m["content"]: m for m in source.values()}
+    once_current = {made[-1]["id"]} | {r.json()["id"] for r in appends if r.status_code == 201}
+    copies = []
+    for response, target in forks:
+        if response.status_code != 201:
+            continue
+        copy = response.json()
+        copies.append(copy["id"])
+        copied = await _listing(race, user, copy["id"], view="all")
+        chain = all(m["parent_id"] == (copied[n - 1]["id"] if n else None) for n, m in enumerate(copied))
+        result.expect(chain and [m["seq"] for m in copied] == list(range(1, len(copied) + 1)), "a copy is no chain")
+        leaf = by_content.get(copied[-1]["content"]) if copied else None
+        if leaf is None:
+            result.expect(False, f"fork {copy['id']}: its last message is none of the source's")
+            continue
+        result.expect(target in (None, leaf["id"]), f"fork {copy['id']} copied to {leaf['id']}, not {target}")
+        result.expect(target is not None or leaf["id"] in once_current, f"fork {copy['id']}: never current")
+        path = await _listing(race, user, thread["id"], leaf=leaf["id"])
+        same = [(m["role"], m["content"], m["metadata"], m["created_at"]) for m in path] == [
+            (m["role"], m["content"], m["metadata"], m["created_at"]) for m in copied
+        ]
+        result.expect(same, f"fork {copy['id']} is not the source's path to {leaf['id']}")
+        result.expect(copy["current_message_id"] == copied[-1]["id"], f"fork {copy['id']}: current is not its last")
+    _tree_check(result, await race.db.tree_violations([thread["id"], *copies]))
+    return result
+
+
 FAMILIES: dict[str, Family] = {
     "appends": appends_to_one_thread,
     "merge-patches": merge_patches_on_distinct_keys,
@@ -375,4 +635,8 @@ FAMILIES: dict[str, Family] = {
     "auto-rename-vs-rename": auto_rename_racing_manual_renames,
     "held-auto-rename-vs-rename": auto_renames_held_while_renamed,
     "many-writers": many_writers,
+    "sibling-appends": sibling_appends_to_one_parent,
+    "appends-vs-switches": appends_racing_branch_switches,
+    "branch-delete-vs-appends": branch_delete_racing_appends,
+    "forks-vs-appends": forks_racing_appends,
 }

@@ -66,6 +66,23 @@ async def _plain_thread(api: Api, user: str) -> Context:
     return await _thread(api, user, title="plain", metadata={"keep": "me"})
 
 
+async def _branched_thread(api: Api, user: str) -> Context:
+    """A thread with a tree: the chain m1 → m2 → m3 → m4 of its creation, and a keyed append that opened a
+    branch under m2 (the current message). Its delete of m2 takes three messages and a branch row, moves the
+    current message and erases the key's stored response; an append under m2 opens a third branch."""
+    body = {"title": "branched", "messages": [{"content": FIRST_MESSAGE}] + [{"content": f"m{i}"} for i in (2, 3, 4)]}
+    ctx = await _thread(api, user, **body)
+    listed = await api.request("GET", _url(ctx, "/messages"), user=user)
+    assert listed.status_code == 200, listed.text
+    ctx["m"] = [m["id"] for m in listed.json()["data"]]
+    keyed = {"Idempotency-Key": "sweep-branch"}
+    body = {"content": "edited answer", "parent_id": ctx["m"][1]}
+    branch = await api.request("POST", _url(ctx, "/messages"), user=user, json=body, headers=keyed)
+    assert branch.status_code == 201, branch.text
+    ctx["branch"] = branch.json()["id"]
+    return ctx
+
+
 def _url(ctx: Context, suffix: str = "") -> str:
     return f"/api/threads/{ctx['thread']['id']}{suffix}"
 
@@ -77,6 +94,9 @@ def _create_body() -> dict[str, Any]:
     return {"title": "Lisbon", "metadata": {"topic": "travel"}, "messages": messages}
 
 
+# The branch endpoints swept are the subset that proves the point within about a minute of CI: each keyed
+# write's operations contain its unkeyed form's (fork without a key, append with a parent and no key), and two
+# reads are left out: one message by id is one indexed row (as get_thread), view=all is version 1's seq page.
 ENDPOINTS = [
     Endpoint(
         "list_threads",
@@ -153,6 +173,64 @@ ENDPOINTS = [
             headers={"Idempotency-Key": "sweep-append"},
         ),
         writes=True,
+    ),
+    Endpoint(
+        # A third branch under a message that has two children: a new branch row, one statement.
+        "append_branch_idempotent",
+        _branched_thread,
+        lambda api, user, ctx: api.request(
+            "POST",
+            _url(ctx, "/messages"),
+            user=user,
+            json={"content": "regenerated", "parent_id": ctx["m"][1]},
+            headers={"Idempotency-Key": "sweep-append-branch"},
+        ),
+        writes=True,
+    ),
+    Endpoint(
+        "append_root",
+        _branched_thread,
+        lambda api, user, ctx: api.request(
+            "POST", _url(ctx, "/messages"), user=user, json={"content": "edited question", "parent_id": None}
+        ),
+        writes=True,
+    ),
+    Endpoint(
+        # The descent from m3 to the newest leaf below it (m4), then a compare-and-set of the thread.
+        "switch_branch",
+        _branched_thread,
+        lambda api, user, ctx: api.request("PATCH", _url(ctx), user=user, json={"current_message_id": ctx["m"][2]}),
+        writes=True,
+    ),
+    Endpoint(
+        "delete_branch",
+        _branched_thread,
+        lambda api, user, ctx: api.request("DELETE", _url(ctx, f"/messages/{ctx['m'][1]}"), user=user),
+        writes=True,
+    ),
+    Endpoint(
+        "fork_idempotent",
+        _branched_thread,
+        lambda api, user, ctx: api.request(
+            "POST", _url(ctx, "/fork"), user=user, json={"title": "copy"}, headers={"Idempotency-Key": "sweep-fork"}
+        ),
+        writes=True,
+    ),
+    Endpoint(
+        "list_leaf",
+        _branched_thread,
+        lambda api, user, ctx: api.request(
+            "GET", _url(ctx, "/messages"), user=user, params={"leaf": ctx["m"][3], "limit": 2, "order": "desc"}
+        ),
+        writes=False,
+    ),
+    Endpoint(
+        "list_siblings",
+        _branched_thread,
+        lambda api, user, ctx: api.request(
+            "GET", _url(ctx, "/messages"), user=user, params={"siblings_of": ctx["m"][2]}
+        ),
+        writes=False,
     ),
     Endpoint(
         "list_messages",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -247,8 +248,22 @@ def decisive_operation(operations: list[str], backend: Backend) -> int:
     last_commit = max((n for n, op in enumerate(operations, 1) if op == COMMIT), default=0)
     if last_commit or not backend.is_postgres:
         return last_commit
-    writes = [n for n, op in enumerate(operations, 1) if not op.lstrip().upper().startswith("SELECT")]
+    writes = [n for n, op in enumerate(operations, 1) if writes_rows(op)]
     return max(writes, default=0)
+
+
+_WRITE_IN_CTE = re.compile(r"\bINSERT\s+INTO\b|\bDELETE\s+FROM\b|\bUPDATE\s+\S+\s+SET\b", re.IGNORECASE)
+
+
+def writes_rows(statement: str) -> bool:
+    """Whether a statement may change rows: anything but a SELECT, except a WITH whose parts only read (the
+    branch reads are recursive CTEs; the one-statement writes are CTEs too, holding an INSERT or UPDATE)."""
+    head = statement.lstrip().upper()
+    if head.startswith("SELECT"):
+        return False
+    if head.startswith("WITH"):
+        return bool(_WRITE_IN_CTE.search(statement))
+    return True
 
 
 def flavours_for(operation: str, backend: Backend, *, decisive: bool = False, long: bool = False) -> list[str]:

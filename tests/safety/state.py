@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from scripts.torture.tree import tree_violations
 from sqlalchemy import MetaData, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -125,6 +126,13 @@ def delta(before: Snapshot, after: Snapshot) -> Delta:
     return Delta(removed, added)
 
 
+_BRANCH_COUNTERS = {
+    "threads": ("current_branch_id",),
+    "branches": ("id", "parent_branch_id", "jump_id"),
+    "messages": ("branch_id",),
+}
+
+
 def _masked_row(table: str, row: Row) -> Row:
     columns = _COLUMNS.get(table, [])
     masked = tuple(_mask(v) for v in row)
@@ -135,11 +143,28 @@ def _masked_row(table: str, row: Row) -> Row:
             "<counter>" if c == "id" else _mask(event_body.stored(v).decode()) if c == "body" else v
             for c, v in zip(columns, masked, strict=True)
         )
+    # Branch ids are drawn from a counter shared by every run, as event ids are.
+    counters = _BRANCH_COUNTERS.get(table, ())
+    if counters:
+        masked = tuple(
+            "<counter>" if c in counters and v is not None else v for c, v in zip(columns, masked, strict=True)
+        )
     if table == "idempotency_keys":
         masked = tuple(
             "<fingerprint>" if isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) else v for v in masked
         )
     return masked
+
+
+def assert_trees_consistent(snap: Snapshot, where: str) -> None:
+    """The message trees of the snapshot hold every invariant (scripts/torture/tree.py): no half-deleted
+    branch, no orphan, counters and the current message in agreement with the rows."""
+    rows = {table: [dict(zip(_COLUMNS[table], row, strict=True)) for row in snap.get(table, [])] for table in _TREE}
+    violations = tree_violations(rows["threads"], rows["messages"], rows["branches"])
+    assert violations == [], f"{where}: {violations[:10]}"
+
+
+_TREE = ("threads", "messages", "branches")
 
 
 def describe(d: Delta) -> str:
@@ -212,4 +237,6 @@ async def record_clean_run(api: Api, injector: Any, endpoint: Any, backend: Back
     with injector.scope():
         response = await endpoint.call(api, user, ctx)
     assert response.status_code < 300, response.text
-    return CleanRun(response, list(injector.ops), delta(before, await snapshot(backend)))
+    after = await snapshot(backend)
+    assert_trees_consistent(after, f"{endpoint.name}: the clean run")
+    return CleanRun(response, list(injector.ops), delta(before, after))

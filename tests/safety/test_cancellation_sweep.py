@@ -29,12 +29,13 @@ from tests.conftest import (
 )
 from tests.pg_server import PgServer
 from tests.safety.endpoints import WRITE_ENDPOINTS, Endpoint
-from tests.safety.faults import COMMIT, Injector
+from tests.safety.faults import COMMIT, Injector, writes_rows
 from tests.safety.report import record_sweep
 from tests.safety.state import (
     assert_clean_failure,
     assert_nothing_held,
     assert_service_works,
+    assert_trees_consistent,
     delta,
     describe,
     record_clean_run,
@@ -76,7 +77,9 @@ async def test_cancellation_sweep(
                 where = f"{endpoint.name}: cancelled at op {number} ({operation[:40]})"
                 assert injector.fired == operation, f"{where}: not reached ({injector.ops})"
                 await assert_nothing_held(api)
-                change = delta(before, await snapshot(backend))
+                after = await snapshot(backend)
+                assert_trees_consistent(after, where)
+                change = delta(before, after)
                 if response is not None and response.status_code < 300:
                     assert change == clean_change, f"{where}: {describe(change)}"
                     outcomes["completed"] = outcomes.get("completed", 0) + 1
@@ -100,7 +103,7 @@ def _decides_the_outcome(operation: str, operations: list[str]) -> bool:
     autocommit statement (it has no COMMIT), at that statement, which commits as it completes."""
     if operation == COMMIT:
         return True
-    return COMMIT not in operations and not operation.lstrip().upper().startswith("SELECT")
+    return COMMIT not in operations and writes_rows(operation)
 
 
 # -- real clients dropping the connection, against a real uvicorn server -------------------------------------

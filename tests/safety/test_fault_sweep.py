@@ -40,6 +40,7 @@ from tests.safety.state import (
     assert_clean_failure,
     assert_nothing_held,
     assert_service_works,
+    assert_trees_consistent,
     delta,
     describe,
     record_clean_run,
@@ -85,7 +86,9 @@ async def test_fault_sweep(
                             response = await endpoint.call(api, user, ctx)
                         where = f"{endpoint.name}: op {number} ({label(operation)}) failed by {flavour}"
                         assert injector.fired == operation, f"{where}: the op was not reached ({injector.ops})"
-                        change = delta(before, await snapshot(backend))
+                        after = await snapshot(backend)
+                        assert_trees_consistent(after, where)
+                        change = delta(before, after)
                         if response.status_code < 300:
                             assert response.status_code == clean.status_code, (where, response.text)
                             assert change == clean_change, f"{where}: partial write {describe(change)}"
