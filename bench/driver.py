@@ -21,6 +21,7 @@ from typing import Any
 
 import amplification
 import asyncpg
+import branching
 import endpoints
 import profiling
 import report
@@ -72,9 +73,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-compare", action="store_true", help="skip the side-by-side rounds")
     p.add_argument(
         "--only",
-        choices=["wal"],
-        help="after seeding, run one phase alone: wal = write amplification (~3 min in all)",
+        choices=["wal", "branches"],
+        help="after seeding, run one phase alone: wal = write amplification (~3 min in all); branches = the"
+        " branch figures of issue 16 (~9 min in all with the defaults)",
     )
+    p.add_argument("--no-branches", action="store_true", help="skip the branch figures (issue 16)")
     p.add_argument("--no-wal", action="store_true", help="skip the write-amplification phase")
     p.add_argument("--wal-requests", type=int, default=300, help="sequential requests per write and app")
     p.add_argument("--wal-messages", type=int, default=10_000, help="appends for bytes stored per message (0: none)")
@@ -136,11 +139,17 @@ def estimate_seconds(args: argparse.Namespace, n_endpoints: int) -> float:
     # per app: a settle after the warm-up and after each of 3 batches, ~200 sequential requests/s, ~400 appends/s
     write_amplification = 0 if args.no_wal else 2 * (4 * args.wal_settle + 4 * args.wal_requests / 200 + 5)
     write_amplification += 0 if args.no_wal else 2 * args.wal_messages / 400
+    # per round every one of the branch requests, after a warm-up of each; then ~20 forks and the NDJSON read
+    n_branch = len(branching.MEASURED)
+    branches = 0 if args.no_branches else n_branch * (args.warmup + args.rounds * args.duration + 1) + 30
     if args.only == "wal":
         return float(seed + 20 + write_amplification)
+    if args.only == "branches":
+        return float(seed + 20 + branches)
     compare = 0 if args.no_compare else n_endpoints * (2 * args.warmup + 2 * args.rounds * args.duration + 2)
     profile = n_endpoints * (args.duration + 4) if args.profile else 0
-    return float(seed + 20 + write_amplification + compare + profile + (args.soak + 5 if args.soak else 0))
+    soak = args.soak + 5 if args.soak else 0
+    return float(seed + 20 + write_amplification + compare + branches + profile + soak)
 
 
 def measure(
@@ -189,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
             print("--only wal and --no-wal contradict each other", file=sys.stderr)
             return 2
         args.no_compare, args.profile, args.soak = True, False, 0
+    if args.only == "branches":
+        if args.no_branches:
+            print("--only branches and --no-branches contradict each other", file=sys.stderr)
+            return 2
+        args.no_compare, args.no_wal, args.profile, args.soak = True, True, False, 0
     keys = [k.strip() for k in args.endpoints.split(",") if k.strip()]
     unknown = [k for k in keys if k not in endpoints.BY_KEY]
     if unknown:
@@ -243,20 +257,24 @@ def main(argv: list[str] | None = None) -> int:
             seeding.migrate_threadstore(VENV_BIN / "threadstore", ts_url, out)
             seeding.seed_yardstick(args.yardstick, dsns.bench, shape, out)
             asyncio.run(seeding.seed_threadstore_and_deep_users(dsns.bench, shape))
+        trees = asyncio.run((branching.load if args.reuse_database else branching.seed)(dsns.bench))
         counts = asyncio.run(seeding.counts(dsns.bench))
         verb = "reused" if args.reuse_database else "seeded"
         seed_line = (
             f"{verb} {args.database_name} in {time.monotonic() - t0:.0f} s: threadstore {counts.ts_threads:,} threads"
             f" / {counts.ts_messages:,} messages, yardstick {counts.ys_threads:,} / {counts.ys_messages:,}"
             f" ({args.users} users x {args.threads_per_user} threads x {args.messages} messages, one thread of"
-            f" {args.big:,}, {args.deep_users} users with {seeding.DEEP_THREADS} threads)"
+            f" {args.big:,}, {args.deep_users} users with {seeding.DEEP_THREADS} threads; threadstore also"
+            f" {2 + len(trees.switches):,} branched threads of {branching.OWNER}: {len(trees.deep.messages):,} messages"
+            f" in {len(trees.deep.branches):,} branches, {len(trees.bushy.messages) - 1:,} siblings,"
+            f" {len(trees.switches):,} of {len(trees.switches[0].messages)} messages with 2 leaves)"
         )
         header.append(seed_line)
         log(seed_line)
 
         users = [f"user_{i}" for i in range(1, args.users + 1)]
         deep_users = [f"deep_{i}" for i in range(1, args.deep_users + 1)]
-        tokens = {u: issue_token(secret, u, None) for u in users + deep_users}
+        tokens = {u: issue_token(secret, u, None) for u in [*users, *deep_users, branching.OWNER]}
 
         servers["ts"] = start_threadstore(VENV_BIN, ts_url, secret, APP_NAME, out)
         servers["ys"] = start_yardstick(VENV_BIN, args.yardstick, dsns.bench, secret, out)
@@ -328,6 +346,11 @@ def main(argv: list[str] | None = None) -> int:
             raw["results"] = {k: {a: [asdict(s) for s in v] for a, v in r.items()} for k, r in results.items()}
             _emit(sections, out, raw)
 
+        if not args.no_branches:
+            sections += ["", *_branches(servers, trees, tokens, dsns.bench, args, out, raw)]
+            passed &= raw["branches"]["ok"]
+            _emit(sections, out, raw)
+
         if args.profile:
             py_spy = profiling.ensure_py_spy(VENV_BIN)
             sections += ["", "## Profile of threadstore (py-spy, CPU samples of the server process)", ""]
@@ -362,6 +385,47 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"dropped {args.database_name}")
             except (OSError, asyncpg.PostgresError) as error:
                 log(f"could not drop {args.database_name}: {error}")
+
+
+def _branches(
+    servers: dict[str, Server],
+    trees: branching.Seeded,
+    tokens: dict[str, str],
+    dsn: str,
+    args: argparse.Namespace,
+    out: Path,
+    raw: dict[str, Any],
+) -> list[str]:
+    """The branch figures of issue 16: the seeding checked, the requests loaded in interleaved rounds, then the
+    sequential forks and the NDJSON read."""
+    ts, owner = servers["ts"], tokens[branching.OWNER]
+    log("branches: the seeding's placement against threadstore's, then the seeded trees through the API")
+    checks = [asyncio.run(branching.check_builder(ts.url, owner, dsn))]
+    requests = branching.requests_for(trees, seeding.BIG_THREAD_TS)
+    checks += asyncio.run(branching.verify(ts.url, owner, trees, requests))
+    ts_ids, ys_ids = asyncio.run(seeding.thread_ids(dsn))
+    files = branching.write_files(trees, requests, ts_threads=ts_ids, ys_threads=ys_ids, tokens=tokens,
+                                  big_owner=seeding.BIG_OWNER, workdir=out)  # fmt: skip
+    results = branching.measure(servers, files, rounds=args.rounds, duration=args.duration, warmup=args.warmup,
+                                connections=args.connections, threads=args.wrk_threads, log=log)  # fmt: skip
+    single = asyncio.run(branching.singles(ts, owner, trees, log))
+    table, ok = branching.table(results, single)
+    raw["branches"] = {
+        "ok": ok,
+        "checks": checks,
+        "results": {k: [asdict(s) for s in v] for k, v in results.items()},
+        "fork_ms": single.fork_ms,
+        "fork_big_ms": single.fork_big_ms,
+        "ndjson": single.ndjson,
+    }
+    return [
+        "## Branches (issue 16)", "",
+        "Seeding checked through the API before the load:", "", *(f"- {c}" for c in checks), "",
+        f"wrk {args.connections} connections, {args.duration:g} s per run, {args.rounds} rounds; each round loads"
+        " every row once, in table order; medians of the rounds. Page cost = max(baseline req/s ÷ req/s, p50 ÷"
+        " baseline p50). Forks: sequential on the idle server, HTTP included.", "",
+        table, "", "### Branches, every round", "", branching.rounds_table(results),
+    ]  # fmt: skip
 
 
 def _emit(sections: list[str], out: Path, raw: dict[str, Any], *, final: bool = False) -> None:

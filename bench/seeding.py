@@ -97,38 +97,56 @@ def seed_yardstick(yardstick_dir: Path, dsn: str, shape: Shape, workdir: Path) -
 
 
 # Same sizes of text as the yardstick's rows, so both serialize comparable pages.
-_TS_THREADS = """
+# Every thread is a line on its trunk (the branch its first messages are on), as threadstore writes one: the
+# trunk's id drawn from the branches' sequence by the thread's insert, message seq n at depth n after seq n - 1,
+# the last one current (docs/branches-design.md). Message ids are md5 of (thread, seq), so parents are computed.
+_MESSAGE_ID = "'msg_' || substr(md5({thread} || '-' || {seq}), 1, 22)"
+_TRUNK_ID = "nextval(pg_get_serial_sequence('branches', 'id'))"
+_TS_THREADS = f"""
 INSERT INTO threads (id, user_id, title, metadata, status, created_at, updated_at, archived_at, message_count,
-                     last_message_at, version)
-SELECT 'thr_' || substr(md5('t-' || u || '-' || t), 1, 22), 'user_' || u, 'Thread ' || t,
-       jsonb_build_object('n', t::text), 'active', stamp, stamp, NULL, $3::int,
-       CASE WHEN $3::int > 0 THEN stamp END, $3::int + 1
+                     last_message_at, version, current_message_id, current_branch_id, current_depth)
+SELECT id, 'user_' || u, 'Thread ' || t, jsonb_build_object('n', t::text), 'active', stamp, stamp, NULL, $3::int,
+       CASE WHEN $3::int > 0 THEN stamp END, $3::int + 1,
+       CASE WHEN $3::int > 0 THEN {_MESSAGE_ID.format(thread="id", seq="$3::int")} END, {_TRUNK_ID}, $3::int
 FROM generate_series(1, $1::int) u, generate_series(1, $2::int) t,
-     LATERAL (SELECT now() - (u * $2::int + t) * interval '1 second' AS stamp) s
+     LATERAL (SELECT now() - (u * $2::int + t) * interval '1 second' AS stamp,
+                     'thr_' || substr(md5('t-' || u || '-' || t), 1, 22) AS id) s
 """
-_TS_MESSAGES = """
-INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at)
-SELECT 'msg_' || substr(md5(t.id || '-' || k), 1, 22), t.id, k,
+_TS_TRUNKS = """
+INSERT INTO branches (id, thread_id, parent_branch_id, fork_depth, sibling_index, level)
+SELECT current_branch_id, id, NULL, 0, 1, 0 FROM threads t
+WHERE NOT EXISTS (SELECT 1 FROM branches b WHERE b.id = t.current_branch_id)
+"""
+_TS_MESSAGES = f"""
+INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at, branch_id, depth, parent_id,
+                      sibling_index)
+SELECT {_MESSAGE_ID.format(thread="t.id", seq="k")}, t.id, k,
        CASE WHEN k % 2 = 1 THEN 'user' ELSE 'assistant' END, repeat('lorem ipsum dolor sit amet ', 4 + k % 8),
-       '{}'::jsonb, t.created_at + k * interval '1 millisecond'
+       '{{}}'::jsonb, t.created_at + k * interval '1 millisecond', t.current_branch_id, k,
+       CASE WHEN k > 1 THEN {_MESSAGE_ID.format(thread="t.id", seq="k - 1")} END, 1
 FROM threads t, generate_series(1, $1::int) k
 WHERE t.user_id LIKE 'user\\_%'
 """
-_TS_BIG_THREAD = """
+_TS_BIG_THREAD = f"""
 INSERT INTO threads (id, user_id, title, metadata, status, created_at, updated_at, message_count, last_message_at,
-                     version)
-VALUES ($1, $2, 'big', '{}'::jsonb, 'active', now(), now(), $3::int, now(), $3::int + 1)
+                     version, current_message_id, current_branch_id, current_depth)
+VALUES ($1::text, $2, 'big', '{{}}'::jsonb, 'active', now(), now(), $3::int, now(), $3::int + 1,
+        CASE WHEN $3::int > 0 THEN {_MESSAGE_ID.format(thread="$1::text", seq="$3::int")} END, {_TRUNK_ID}, $3::int)
 """
-_TS_BIG_MESSAGES = """
-INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at)
-SELECT 'msg_' || substr(md5($1 || '-' || k), 1, 22), $1, k, 'user', repeat('lorem ipsum ', 8), '{}'::jsonb,
-       now() - interval '1 day' + k * interval '1 millisecond'
-FROM generate_series(1, $2::int) k
+_TS_BIG_MESSAGES = f"""
+INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at, branch_id, depth, parent_id,
+                      sibling_index)
+SELECT {_MESSAGE_ID.format(thread="$1::text", seq="k")}, $1, k, 'user', repeat('lorem ipsum ', 8), '{{}}'::jsonb,
+       now() - interval '1 day' + k * interval '1 millisecond', t.current_branch_id, k,
+       CASE WHEN k > 1 THEN {_MESSAGE_ID.format(thread="$1::text", seq="k - 1")} END, 1
+FROM threads t, generate_series(1, $2::int) k
+WHERE t.id = $1
 """
-_TS_DEEP_THREADS = """
-INSERT INTO threads (id, user_id, title, metadata, status, created_at, updated_at, message_count, version)
+_TS_DEEP_THREADS = f"""
+INSERT INTO threads (id, user_id, title, metadata, status, created_at, updated_at, message_count, version,
+                     current_branch_id)
 SELECT 'thr_' || substr(md5('d-' || u || '-' || t), 1, 22), 'deep_' || u, 'Thread ' || t,
-       jsonb_build_object('n', t::text), 'active', stamp, stamp, 0, 1
+       jsonb_build_object('n', t::text), 'active', stamp, stamp, 0, 1, {_TRUNK_ID}
 FROM generate_series(1, $1::int) u, generate_series(1, $2::int) t,
      LATERAL (SELECT now() - (u * $2::int + t) * interval '1 second' AS stamp) s
 """
@@ -150,9 +168,10 @@ async def seed_threadstore_and_deep_users(dsn: str, shape: Shape, *, yardstick: 
             await conn.execute(_TS_BIG_THREAD, BIG_THREAD_TS, BIG_OWNER, shape.big)
             await conn.execute(_TS_BIG_MESSAGES, BIG_THREAD_TS, shape.big)
             await conn.execute(_TS_DEEP_THREADS, shape.deep_users, DEEP_THREADS)
+            await conn.execute(_TS_TRUNKS)
             if yardstick:
                 await conn.execute(_YS_DEEP_THREADS, shape.deep_users, DEEP_THREADS)
-        for table in TABLES if yardstick else TABLES[:2]:
+        for table in (*TABLES, "branches") if yardstick else (*TABLES[:2], "branches"):
             await conn.execute(f"VACUUM ANALYZE {table}")
     finally:
         await conn.close()
