@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from sqlalchemy import event
@@ -21,15 +21,21 @@ ASGI_URL = "http://threadstore.test"
 
 
 @asynccontextmanager
-async def running_api(backend: Backend, settings: Settings, *, real_socket: bool = False) -> AsyncIterator[Api]:
+async def running_api(
+    backend: Backend,
+    settings: Settings,
+    *,
+    real_socket: bool = False,
+    http: Literal["auto", "h11", "httptools"] = "auto",
+) -> AsyncIterator[Api]:
     """The app and a client of it. Through httpx's ASGI transport by default (no socket: fast); with
-    `real_socket`, uvicorn serves it on a TCP port and runs its lifespan, which an endless event stream or a
-    client dropping its connection needs. After shutdown, either way: every pooled connection was returned
-    and, on PostgreSQL, no transaction of this run is left open."""
+    `real_socket`, uvicorn serves it on a TCP port (with the HTTP implementation `http`) and runs its lifespan,
+    which an endless event stream or a client dropping its connection needs. After shutdown, either way: every
+    pooled connection was returned and, on PostgreSQL, no transaction of this run is left open."""
     await use_session_defaults(backend, settings)
     app, asgi = build_asgi(settings)
     if real_socket:
-        async with serve_in_process(asgi, lifespan="on") as url:
+        async with serve_in_process(asgi, lifespan="on", http=http) as url:
             ledger = CheckoutLedger(app.state.database.engine)
             async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
                 yield Api(client, backend, url, real_socket=True, in_process=app)

@@ -24,16 +24,23 @@ class _TestServer(uvicorn.Server):
 
 @asynccontextmanager
 async def serve_in_process(
-    app: ASGIApp, *, lifespan: Literal["on", "off"] = "off", graceful_seconds: int = 3, within: float = 10.0
+    app: ASGIApp,
+    *,
+    lifespan: Literal["on", "off"] = "off",
+    graceful_seconds: int = 3,
+    within: float = 10.0,
+    http: Literal["auto", "h11", "httptools"] = "auto",
 ) -> AsyncIterator[str]:
     """Serves `app` until the block ends and yields its base URL. In this loop, so a test can hold a handler
     on an asyncio.Event or look at the app's state while a request is in it. `lifespan="on"` runs the app's
-    lifespan as `threadstore serve` does, and a startup that fails fails here."""
+    lifespan as `threadstore serve` does, and a startup that fails fails here. `http`: uvicorn's HTTP
+    implementation ("auto" is `threadstore serve`'s: httptools when installed)."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=0,
         lifespan=lifespan,
+        http=http,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=graceful_seconds,

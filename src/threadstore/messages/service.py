@@ -5,7 +5,7 @@ leaf of its active path (API.md, "Branches")."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -13,7 +13,7 @@ from sqlalchemy.engine import RowMapping
 
 from threadstore import cursors
 from threadstore.db.outbox import MESSAGE_CREATED, Event
-from threadstore.db.unit_of_work import Tx, from_replica, one_write
+from threadstore.db.unit_of_work import Database, Tx, from_replica, one_write
 from threadstore.errors import Conflict, NotFound, Unprocessable, thread_not_found
 from threadstore.ids import new_id
 from threadstore.limits import Limits
@@ -116,6 +116,40 @@ async def list_messages(
         raise thread_not_found()
     data = [message_json(r) for r in rows]
     return {"object": "list", "data": data, "next_cursor": next_cursor, "has_more": next_cursor is not None}
+
+
+# Messages per read of a whole selection (`every_page`): what a stream holds in memory at a time, and the
+# number of round trips it costs (a path of n messages: n / this reads).
+WHOLE_PAGE_SIZE = 500
+
+
+async def every_page(
+    database: Database, user_id: str, thread_id: str, *, order: Order, selection: Selection
+) -> AsyncGenerator[list[dict[str, Any]], None]:
+    """Every message of the selection, page by page, each page read by `list_messages` as a unit of work of its
+    own: nothing is held between two pages, however long the caller takes to consume one.
+
+    The first page is read before this returns, so its errors (the thread or a named message unknown) are the
+    caller's answer. Each next page continues from the previous page's cursor, so the active path is the one
+    resolved by the first read, and a message added meanwhile may or may not appear but none repeats or is
+    skipped: exactly what walking the pages of the JSON list gives."""
+    page = await database.read(
+        list_messages, user_id, thread_id, limit=WHOLE_PAGE_SIZE, cursor=None, order=order, selection=selection
+    )
+    return _following(database, page, user_id, thread_id, order, selection)
+
+
+async def _following(
+    database: Database, page: dict[str, Any], user_id: str, thread_id: str, order: Order, selection: Selection
+) -> AsyncGenerator[list[dict[str, Any]], None]:
+    while True:
+        yield page["data"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return
+        page = await database.read(
+            list_messages, user_id, thread_id, limit=WHOLE_PAGE_SIZE, cursor=cursor, order=order, selection=selection
+        )
 
 
 Page = tuple[list[RowMapping], str | None]
