@@ -96,6 +96,7 @@ async def branched(api: Api, user: str, create_thread: Factory) -> tuple[str, di
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> int:
     """Internal pages of 2 messages, so a short conversation crosses many of them."""
     monkeypatch.setattr(service, "WHOLE_PAGE_SIZE", 2)
+    monkeypatch.setattr(service, "WHOLE_FIRST_PAGE_SIZE", 2)
     return 2
 
 
@@ -197,6 +198,7 @@ async def test_a_path_of_many_internal_pages_equals_the_json_pages(
     api: Api, user: str, create_thread: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(service, "WHOLE_PAGE_SIZE", 7)
+    monkeypatch.setattr(service, "WHOLE_FIRST_PAGE_SIZE", 3)
     thread = await chain(create_thread, 40)  # 5 full pages and a partial one
     for i in range(41, 50):
         await append(api, user, thread["id"], f"m{i}")
@@ -409,6 +411,26 @@ async def test_appends_during_the_stream_never_repeat_or_skip(
     assert streamed == [m["id"] for m in before] + (added if expect_new else [])
 
 
+async def test_pages_of_long_messages_are_shorter(
+    api: Api, user: str, create_thread: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "WHOLE_FIRST_PAGE_SIZE", 2)
+    monkeypatch.setattr(service, "WHOLE_PAGE_CHARS", 1000)
+    sizes = [300] * 6 + [1] * 5 + [2000, 10]
+    thread = await create_thread(messages=[{"content": "x" * size} for size in sizes])
+    reader = slow_reader(api, user, thread["id"])
+    await reader.start()
+    pages = []
+    while (chunk := await reader.chunk()) is not None:
+        if chunk:
+            pages.append([len(m["content"]) for m in lines_of(chunk)])
+        if not reader.ended:
+            reader.resume()
+    await reader.task
+    # Each page holds about 1,000 characters, sized from the page before; never fewer than one message.
+    assert pages == [[300, 300], [300, 300, 300], [300, 1, 1], [1, 1, 1, 2000, 10]]
+
+
 async def test_the_active_path_is_the_one_of_the_first_page(
     api: Api, user: str, create_thread: Factory, small_pages: int
 ) -> None:
@@ -478,6 +500,7 @@ async def test_a_stream_that_fails_after_it_started_is_truncated(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(service, "WHOLE_PAGE_SIZE", 2)
+    monkeypatch.setattr(service, "WHOLE_FIRST_PAGE_SIZE", 2)
     # The second page waits for the test to break the database, so the failure comes after the 200 and the
     # first chunk went out, on a real uvicorn server.
     second_page = asyncio.Event()
@@ -512,7 +535,7 @@ async def test_a_stream_that_fails_after_it_started_is_truncated(
                 assert response.headers["transfer-encoding"] == "chunked"
                 chunks = response.aiter_raw()
                 received += await anext(chunks)
-                await second_page.wait()
+                await asyncio.wait_for(second_page.wait(), 10)
                 await break_database(backend, pg_server)
                 broken.set()
                 with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):

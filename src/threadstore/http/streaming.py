@@ -54,8 +54,10 @@ async def ndjson_lines(pages: AsyncGenerator[list[Any], None]) -> AsyncGenerator
     async with aclosing(pages):
         try:
             async for page in pages:
-                yield b"".join(orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE) for item in page)
+                chunk = b"".join(orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE) for item in page)
                 sent += len(page)
+                del page  # not kept while the next page is read
+                yield chunk
         except Exception as error:
             # The unit of work logged the failure itself; the app's error handlers can no longer answer it.
             log.warning("streamed answer cut off after %d lines: %s", sent, type(error).__name__)

@@ -118,9 +118,13 @@ async def list_messages(
     return {"object": "list", "data": data, "next_cursor": next_cursor, "has_more": next_cursor is not None}
 
 
-# Messages per read of a whole selection (`every_page`): what a stream holds in memory at a time, and the
-# number of round trips it costs (a path of n messages: n / this reads).
+# A whole selection (`every_page`) is read in pages of at most WHOLE_PAGE_SIZE messages and about
+# WHOLE_PAGE_CHARS characters of content: a page is what a stream holds in memory at a time, so with long
+# messages the pages get shorter (a message may be 262,144 characters). The first page, whose sizes are not
+# known yet, is WHOLE_FIRST_PAGE_SIZE messages; each next one is sized from the one before.
 WHOLE_PAGE_SIZE = 500
+WHOLE_FIRST_PAGE_SIZE = 50
+WHOLE_PAGE_CHARS = 1 << 20
 
 
 async def every_page(
@@ -134,7 +138,7 @@ async def every_page(
     resolved by the first read, and a message added meanwhile may or may not appear but none repeats or is
     skipped: exactly what walking the pages of the JSON list gives."""
     page = await database.read(
-        list_messages, user_id, thread_id, limit=WHOLE_PAGE_SIZE, cursor=None, order=order, selection=selection
+        list_messages, user_id, thread_id, limit=WHOLE_FIRST_PAGE_SIZE, cursor=None, order=order, selection=selection
     )
     return _following(database, page, user_id, thread_id, order, selection)
 
@@ -143,13 +147,23 @@ async def _following(
     database: Database, page: dict[str, Any], user_id: str, thread_id: str, order: Order, selection: Selection
 ) -> AsyncGenerator[list[dict[str, Any]], None]:
     while True:
-        yield page["data"]
-        cursor = page["next_cursor"]
+        data, cursor = page["data"], page["next_cursor"]
+        del page  # one page at a time: the next is read while the caller holds this one's data at most
+        limit = _next_page_size(data)
+        yield data
+        del data
         if cursor is None:
             return
         page = await database.read(
-            list_messages, user_id, thread_id, limit=WHOLE_PAGE_SIZE, cursor=cursor, order=order, selection=selection
+            list_messages, user_id, thread_id, limit=limit, cursor=cursor, order=order, selection=selection
         )
+
+
+def _next_page_size(data: list[dict[str, Any]]) -> int:
+    chars = sum(len(message["content"]) for message in data)
+    if chars == 0:
+        return WHOLE_PAGE_SIZE
+    return max(1, min(WHOLE_PAGE_SIZE, WHOLE_PAGE_CHARS * len(data) // chars))
 
 
 Page = tuple[list[RowMapping], str | None]
