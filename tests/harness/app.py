@@ -16,6 +16,7 @@ from tests.harness.databases import Backend, idle_in_transaction, use_session_de
 from tests.harness.server import serve_in_process
 from threadstore.app import build_asgi
 from threadstore.config import Settings
+from threadstore.http.edge import uvicorn_options
 
 ASGI_URL = "http://threadstore.test"
 
@@ -29,13 +30,15 @@ async def running_api(
     http: Literal["auto", "h11", "httptools"] = "auto",
 ) -> AsyncIterator[Api]:
     """The app and a client of it. Through httpx's ASGI transport by default (no socket: fast); with
-    `real_socket`, uvicorn serves it on a TCP port (with the HTTP implementation `http`) and runs its lifespan,
-    which an endless event stream or a client dropping its connection needs. After shutdown, either way: every
+    `real_socket`, uvicorn serves it on a TCP port and runs its lifespan, which an endless event stream or a
+    client dropping its connection needs; `http` is uvicorn's HTTP implementation, "edge" the one `threadstore
+    serve` runs (httptools with the edge limits of http/edge.py). After shutdown, either way: every
     pooled connection was returned and, on PostgreSQL, no transaction of this run is left open."""
     await use_session_defaults(backend, settings)
     app, asgi = build_asgi(settings)
     if real_socket:
-        async with serve_in_process(asgi, lifespan="on", http=http) as url:
+        protocol = uvicorn_options(settings)["http"] if http == "edge" else http
+        async with serve_in_process(asgi, lifespan="on", http=protocol) as url:
             ledger = CheckoutLedger(app.state.database.engine)
             async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
                 yield Api(client, backend, url, real_socket=True, in_process=app)
