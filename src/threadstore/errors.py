@@ -92,6 +92,11 @@ class InternalError(DomainError):
     status, slug = 500, "internal-error"
 
 
+class StreamCutOff(Exception):
+    """Raised out of a streamed body that failed after its status line went out: the server can then only end
+    the connection, which the client sees as a truncated transfer. Logged where it was raised."""
+
+
 def problem_response(
     status: int,
     detail: str,
@@ -206,8 +211,10 @@ def _allowed_methods(request: Request) -> str:
 
 
 async def _unhandled(_: Request, error: Exception) -> Response:
-    # The full traceback goes to the log (with the request id); the client gets nothing of it.
-    log.error("unhandled error", exc_info=error)
+    # The full traceback goes to the log (with the request id); the client gets nothing of it. A stream cut off
+    # was logged with its cause already, and its answer can no longer be sent.
+    if not isinstance(error, StreamCutOff):
+        log.error("unhandled error", exc_info=error)
     return problem_response(500, "An internal error occurred.", slug="internal-error")
 
 

@@ -8,6 +8,7 @@ by pausing its replay."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from tests.harness.replica import ReplicaPair
 from threadstore.config import ConfigError, Settings
 from threadstore.db.replica import POSITION_PATTERN, format_position, parse_position
 from threadstore.db.unit_of_work import Database
+from threadstore.messages import service as messages_service
 
 READ_AFTER = "X-Read-After"
 
@@ -150,6 +152,45 @@ async def test_a_lagging_replica_never_hides_a_writers_own_writes(
         caught_up = await read_all(second, writer, thread_id)
         assert caught_up["got"].json()["title"] == "final"
         assert replica_reads() - before == 3
+
+
+async def test_a_whole_conversation_read_is_routed_page_by_page_as_the_list_is(
+    replica_pair: ReplicaPair, primary: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NDJSON (API.md, "Whole-conversation reads"): each page is a read of its own, routed like a page of the
+    JSON list, with the request's X-Read-After applying to every page."""
+    monkeypatch.setattr(messages_service, "WHOLE_PAGE_SIZE", 2)
+    monkeypatch.setattr(messages_service, "WHOLE_FIRST_PAGE_SIZE", 2)
+    writer = new_user()
+    ndjson = {"Accept": "application/x-ndjson"}
+
+    async def contents(api: Api, headers: dict[str, str]) -> list[str]:
+        response = await api.request("GET", f"/api/threads/{thread['id']}/messages", user=writer, headers=headers)
+        assert response.status_code == 200 and response.headers["content-type"] == "application/x-ndjson"
+        return [json.loads(line)["content"] for line in response.content.splitlines()]
+
+    async with (
+        instance(replica_pair, primary, tmp_path / "a") as first,
+        instance(replica_pair, primary, tmp_path / "b") as second,
+    ):
+        thread = await first.create_thread(writer, messages=[{"content": f"m{i}"} for i in range(1, 6)])
+        await replica_pair.caught_up()
+        before = replica_reads()
+        assert await contents(second, ndjson) == ["m1", "m2", "m3", "m4", "m5"]
+        assert replica_reads() - before == 3  # pages of 2, 2 and 1: each served by the replica
+        await replica_pair.pause_replay()
+        try:
+            appended = await first.request(
+                "POST", f"/api/threads/{thread['id']}/messages", user=writer, json={"content": "m6"}
+            )
+            behind = served("primary", "replica_behind")
+            told = await contents(second, {**ndjson, READ_AFTER: appended.headers[READ_AFTER]})
+            assert told == ["m1", "m2", "m3", "m4", "m5", "m6"]
+            assert served("primary", "replica_behind") - behind == 3  # every page, not the first only
+            assert await contents(first, ndjson) == told  # the writer's instance remembers its write
+            assert await contents(second, ndjson) == told[:5]  # not told: the replica, which lags (for real)
+        finally:
+            await replica_pair.resume_replay()
 
 
 async def test_read_your_writes_holds_under_real_replication_lag(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from sqlalchemy import event
@@ -16,20 +16,29 @@ from tests.harness.databases import Backend, idle_in_transaction, use_session_de
 from tests.harness.server import serve_in_process
 from threadstore.app import build_asgi
 from threadstore.config import Settings
+from threadstore.http.edge import uvicorn_options
 
 ASGI_URL = "http://threadstore.test"
 
 
 @asynccontextmanager
-async def running_api(backend: Backend, settings: Settings, *, real_socket: bool = False) -> AsyncIterator[Api]:
+async def running_api(
+    backend: Backend,
+    settings: Settings,
+    *,
+    real_socket: bool = False,
+    http: Literal["auto", "h11", "httptools"] = "auto",
+) -> AsyncIterator[Api]:
     """The app and a client of it. Through httpx's ASGI transport by default (no socket: fast); with
     `real_socket`, uvicorn serves it on a TCP port and runs its lifespan, which an endless event stream or a
-    client dropping its connection needs. After shutdown, either way: every pooled connection was returned
-    and, on PostgreSQL, no transaction of this run is left open."""
+    client dropping its connection needs; `http` is uvicorn's HTTP implementation, "edge" the one `threadstore
+    serve` runs (httptools with the edge limits of http/edge.py). After shutdown, either way: every
+    pooled connection was returned and, on PostgreSQL, no transaction of this run is left open."""
     await use_session_defaults(backend, settings)
     app, asgi = build_asgi(settings)
     if real_socket:
-        async with serve_in_process(asgi, lifespan="on") as url:
+        protocol = uvicorn_options(settings)["http"] if http == "edge" else http
+        async with serve_in_process(asgi, lifespan="on", http=protocol) as url:
             ledger = CheckoutLedger(app.state.database.engine)
             async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
                 yield Api(client, backend, url, real_socket=True, in_process=app)

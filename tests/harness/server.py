@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -24,16 +24,23 @@ class _TestServer(uvicorn.Server):
 
 @asynccontextmanager
 async def serve_in_process(
-    app: ASGIApp, *, lifespan: Literal["on", "off"] = "off", graceful_seconds: int = 3, within: float = 10.0
+    app: ASGIApp,
+    *,
+    lifespan: Literal["on", "off"] = "off",
+    graceful_seconds: int = 3,
+    within: float = 10.0,
+    http: str | Callable[..., Any] = "auto",
 ) -> AsyncIterator[str]:
     """Serves `app` until the block ends and yields its base URL. In this loop, so a test can hold a handler
     on an asyncio.Event or look at the app's state while a request is in it. `lifespan="on"` runs the app's
-    lifespan as `threadstore serve` does, and a startup that fails fails here."""
+    lifespan as `threadstore serve` does, and a startup that fails fails here. `http`: uvicorn's HTTP
+    implementation ("auto", "h11", "httptools", or a protocol class as `threadstore serve` gives it)."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=0,
         lifespan=lifespan,
+        http=http,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=graceful_seconds,

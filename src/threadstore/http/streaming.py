@@ -1,12 +1,19 @@
-"""A streaming response that closes its body iterator when it ends, however it ends."""
+"""Streamed answers: a response that closes its body iterator when it ends, however it ends, and the NDJSON
+representation of a list read in pages."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from typing import Any
 
 import anyio
+import orjson
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
+
+from threadstore.errors import StreamCutOff
 
 
 class ClosingStreamingResponse(StreamingResponse):
@@ -30,3 +37,28 @@ class ClosingStreamingResponse(StreamingResponse):
             # Shielded: the task is being cancelled (the client left) and the close must still run.
             with anyio.CancelScope(shield=True):
                 await self.body_iterator.aclose()
+
+
+NDJSON = "application/x-ndjson"
+
+log = logging.getLogger("threadstore.http")
+
+
+async def ndjson_lines(pages: AsyncGenerator[list[Any], None]) -> AsyncGenerator[bytes, None]:
+    """One JSON document per line, a chunk per page (closing `pages` when the stream ends, however it ends).
+
+    A failure after the first chunk is raised out of the body: the status line has gone, so the server can only
+    end the connection without the chunked encoding's last chunk, and the client sees a truncated transfer
+    instead of a short answer that looks complete."""
+    sent = 0
+    async with aclosing(pages):
+        try:
+            async for page in pages:
+                chunk = b"".join(orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE) for item in page)
+                sent += len(page)
+                del page  # not kept while the next page is read
+                yield chunk
+        except Exception as error:
+            # The unit of work logged the failure itself; the app's error handlers can no longer answer it.
+            log.warning("streamed answer cut off after %d lines: %s", sent, type(error).__name__)
+            raise StreamCutOff() from error

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic.json_schema import SkipJsonSchema
 
 from threadstore.errors import Unprocessable
+from threadstore.http import negotiation
 from threadstore.http.deps import (
     CurrentUser,
     CursorQuery,
@@ -20,7 +21,8 @@ from threadstore.http.deps import (
 )
 from threadstore.http.openapi import AUTHENTICATED, JSON_BODY, ONE_THREAD, REPLAYED, problem
 from threadstore.http.read_after import ReadAfterHeader
-from threadstore.http.responses import json_bytes
+from threadstore.http.responses import JSON, json_bytes
+from threadstore.http.streaming import NDJSON, ClosingStreamingResponse, ndjson_lines
 from threadstore.idempotency import service as idempotency
 from threadstore.idempotency.schemas import IdempotencyKeyHeader, StoredResponse
 from threadstore.messages import service
@@ -90,14 +92,31 @@ def _selection(
 SelectionQuery = Annotated[service.Selection, Depends(_selection)]
 
 
+# The list's representations, the default first: NDJSON only for a client that prefers it (API.md, "Whole-
+# conversation reads"). Both vary with Accept, so a cache keeps them apart.
+_LIST_TYPES = (JSON, NDJSON)
+_VARY = {"Vary": "Accept"}
+
+
 @router.get(
     "",
     response_model=MessageList,
     operation_id="list_messages",
-    responses=problem(422),
+    responses={
+        200: {
+            "description": "A page of the selection (JSON); or, when `Accept` prefers `application/x-ndjson`, "
+            "every message of the selection, one message per line, in the requested `order` (`limit` and "
+            "`cursor` are ignored). A stream that fails after it started ends without its last chunk: a "
+            "truncated transfer, never a short answer that looks complete.",
+            "headers": {"Vary": {"description": "`Accept`", "schema": {"type": "string"}}},
+            "content": {NDJSON: {"schema": {"$ref": "#/components/schemas/MessageOut"}}},
+        },
+        **problem(422),
+    },
     dependencies=[ReadAfterHeader],
 )
 async def list_messages(
+    request: Request,
     thread_id: ThreadIdPath,
     user_id: CurrentUser,
     database: DatabaseDep,
@@ -106,10 +125,14 @@ async def list_messages(
     cursor: CursorQuery = None,
     order: Literal["asc", "desc"] = "asc",
 ) -> Response:
+    if negotiation.choose(", ".join(request.headers.getlist("accept")), _LIST_TYPES) == NDJSON:
+        # The first page is read here, before the status line: a 404 or 422 is still an ordinary answer.
+        pages = await service.every_page(database, user_id, thread_id, order=order, selection=selection)
+        return ClosingStreamingResponse(ndjson_lines(pages), media_type=NDJSON, headers=_VARY)
     page = await database.read(
         service.list_messages, user_id, thread_id, limit=limit, cursor=cursor, order=order, selection=selection
     )
-    return Response(json_bytes(page), media_type="application/json")
+    return Response(json_bytes(page), media_type=JSON, headers=_VARY)
 
 
 @router.get(

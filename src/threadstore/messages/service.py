@@ -5,7 +5,7 @@ leaf of its active path (API.md, "Branches")."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -13,7 +13,7 @@ from sqlalchemy.engine import RowMapping
 
 from threadstore import cursors
 from threadstore.db.outbox import MESSAGE_CREATED, Event
-from threadstore.db.unit_of_work import Tx, from_replica, one_write
+from threadstore.db.unit_of_work import Database, Tx, from_replica, one_write
 from threadstore.errors import Conflict, NotFound, Unprocessable, thread_not_found
 from threadstore.ids import new_id
 from threadstore.limits import Limits
@@ -117,6 +117,54 @@ async def list_messages(
         raise thread_not_found()
     data = [message_json(r) for r in rows]
     return {"object": "list", "data": data, "next_cursor": next_cursor, "has_more": next_cursor is not None}
+
+
+# A whole selection (`every_page`) is read in pages of at most WHOLE_PAGE_SIZE messages and about
+# WHOLE_PAGE_CHARS characters of content: a page is what a stream holds in memory at a time, so with long
+# messages the pages get shorter (a message may be 262,144 characters). The first page, whose sizes are not
+# known yet, is WHOLE_FIRST_PAGE_SIZE messages; each next one is sized from the one before.
+WHOLE_PAGE_SIZE = 500
+WHOLE_FIRST_PAGE_SIZE = 50
+WHOLE_PAGE_CHARS = 1 << 20
+
+
+async def every_page(
+    database: Database, user_id: str, thread_id: str, *, order: Order, selection: Selection
+) -> AsyncGenerator[list[dict[str, Any]], None]:
+    """Every message of the selection, page by page, each page read by `list_messages` as a unit of work of its
+    own: nothing is held between two pages, however long the caller takes to consume one.
+
+    The first page is read before this returns, so its errors (the thread or a named message unknown) are the
+    caller's answer. Each next page continues from the previous page's cursor, so the active path is the one
+    resolved by the first read, and a message added meanwhile may or may not appear but none repeats or is
+    skipped: exactly what walking the pages of the JSON list gives."""
+    page = await database.read(
+        list_messages, user_id, thread_id, limit=WHOLE_FIRST_PAGE_SIZE, cursor=None, order=order, selection=selection
+    )
+    return _following(database, page, user_id, thread_id, order, selection)
+
+
+async def _following(
+    database: Database, page: dict[str, Any], user_id: str, thread_id: str, order: Order, selection: Selection
+) -> AsyncGenerator[list[dict[str, Any]], None]:
+    while True:
+        data, cursor = page["data"], page["next_cursor"]
+        del page  # one page at a time: the next is read while the caller holds this one's data at most
+        limit = _next_page_size(data)
+        yield data
+        del data
+        if cursor is None:
+            return
+        page = await database.read(
+            list_messages, user_id, thread_id, limit=limit, cursor=cursor, order=order, selection=selection
+        )
+
+
+def _next_page_size(data: list[dict[str, Any]]) -> int:
+    chars = sum(len(message["content"]) for message in data)
+    if chars == 0:
+        return WHOLE_PAGE_SIZE
+    return max(1, min(WHOLE_PAGE_SIZE, WHOLE_PAGE_CHARS * len(data) // chars))
 
 
 Page = tuple[list[RowMapping], str | None]
