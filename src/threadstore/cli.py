@@ -59,7 +59,7 @@ def _migrate() -> int:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     through_pooler = settings.database_pool_mode == "transaction"
     defaults = SessionDefaults.of(settings) if through_pooler else None
-    migrate.run(settings.resolved_direct_database_url, role_defaults=defaults)
+    migrate.run(settings.resolved_direct_database_url, role_defaults=defaults, backfill=migrate.Backfill.of(settings))
     print(f"schema is at revision {migrate.head_revision()}", file=sys.stderr)
     return 0
 

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     # so the last of them needs many rounds (tests/races, docs/safety.md has the figures). The capped backoff
     # bounds the worst case to a few seconds.
     max_transaction_attempts: int = Field(10, ge=1, le=20)
+    # Migrations that rewrite existing rows (0006: every message gets its place in the thread's tree) do it in
+    # batches of about this many messages, each its own transaction, this long apart; a batch holds its threads'
+    # rows (SQLite: the write lock) while it runs. None: 5,000 and no pause on PostgreSQL; 1,000 and a pause as
+    # long as the batch on SQLite, whose writers otherwise queue behind batch after batch (branches-design §4.3).
+    migration_batch_messages: int | None = Field(None, ge=1)
+    migration_batch_pause_ms: int | None = Field(None, ge=0)
     # Off by default: a ping is one more round trip per request, and a connection found dead on first use
     # is invalidated and its unit of work re-run on a fresh one (it never reached COMMIT, so that is safe).
     pool_pre_ping: bool = False

@@ -81,7 +81,8 @@ threads = Table(
     # The active path's leaf (NULL: no message), with its branch and depth, so an append without parent_id
     # reads its position from the row it locks (docs/architecture.md, "Branches").
     Column("current_message_id", String(64), nullable=True),
-    Column("current_branch_id", BranchId, nullable=True),
+    # NOT NULL on PostgreSQL (nullable on SQLite, which cannot add NOT NULL to a column: migration 0006).
+    Column("current_branch_id", BranchId, nullable=False),
     Column("current_depth", Integer, nullable=False, server_default=text("0")),
     # `message_count` stays the seq counter (messages ever created: seqs are never reused); the API's
     # message_count is message_count - deleted_count.
@@ -118,11 +119,12 @@ messages = Table(
     Column("metadata", JsonDocument, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     # Its place in the thread's tree: `depth` on branch `branch_id` (a run of messages continuing one another).
-    # `parent_id` is kept for the API and never indexed: paths are found through `branches`.
-    Column("branch_id", BranchId, nullable=True),
-    Column("depth", Integer, nullable=True),
+    # `parent_id` is kept for the API and never indexed: paths are found through `branches`. The other three are
+    # NOT NULL on PostgreSQL (nullable on SQLite, which cannot add NOT NULL to a column: migration 0006).
+    Column("branch_id", BranchId, nullable=False),
+    Column("depth", Integer, nullable=False),
     Column("parent_id", String(64), nullable=True),
-    Column("sibling_index", Integer, nullable=True),
+    Column("sibling_index", Integer, nullable=False),
     CheckConstraint("role IN ('user', 'assistant', 'system', 'tool')", name="role"),
     # The unique (thread_id, seq) index is both the gapless-seq guard and the index that pages `view=all`.
     UniqueConstraint("thread_id", "seq", name="uq_messages_thread_seq"),
