@@ -27,7 +27,7 @@ async def running_api(
     settings: Settings,
     *,
     real_socket: bool = False,
-    http: Literal["auto", "h11", "httptools"] = "auto",
+    http: Literal["auto", "h11", "httptools", "edge"] = "auto",
 ) -> AsyncIterator[Api]:
     """The app and a client of it. Through httpx's ASGI transport by default (no socket: fast); with
     `real_socket`, uvicorn serves it on a TCP port and runs its lifespan, which an endless event stream or a

@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -40,7 +40,9 @@ async def serve_in_process(
         host="127.0.0.1",
         port=0,
         lifespan=lifespan,
-        http=http,
+        # uvicorn calls `http` as a factory; a functools.partial of a protocol class works but is not a
+        # `type` to its annotations.
+        http=cast(Any, http),
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=graceful_seconds,
