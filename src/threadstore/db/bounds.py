@@ -1,5 +1,5 @@
 """The session settings every PostgreSQL session of the app runs under (its bounds: statement, lock and idle
-timeouts; and its isolation level), and how they reach the session.
+timeouts; its isolation level; no JIT), and how they reach the session.
 
 Straight to PostgreSQL (or through a pooler in session mode) they are startup parameters of each connection:
 exact, per instance, free. Through a pooler in transaction mode a client's statements run on whichever server
@@ -29,6 +29,10 @@ class SessionDefaults:
     lock_timeout_ms: int
     idle_in_transaction_timeout_ms: int
     isolation_level: str  # as PostgreSQL spells default_transaction_isolation: "read committed"
+    # Not a setting: JIT compilation is for long analytic queries. The planner's estimate for a page of a
+    # deep branch (a recursive walk it cannot size) passes jit_above_cost, and compiling it then costs
+    # hundreds of milliseconds on a query that runs in a few (docs/performance.md, "Branches").
+    jit: str = "off"
 
     @classmethod
     def of(cls, settings: Settings) -> SessionDefaults:
@@ -46,6 +50,7 @@ class SessionDefaults:
             "lock_timeout": str(self.lock_timeout_ms),
             "idle_in_transaction_session_timeout": str(self.idle_in_transaction_timeout_ms),
             "default_transaction_isolation": self.isolation_level,
+            "jit": self.jit,
         }
 
 
@@ -67,7 +72,8 @@ async def write_role_defaults(conn: AsyncConnection, defaults: SessionDefaults) 
 
 _APPLIED = text(
     "SELECT name, setting FROM pg_settings WHERE name IN"
-    " ('statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout', 'default_transaction_isolation')"
+    " ('statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout',"
+    " 'default_transaction_isolation', 'jit')"
 )
 
 
@@ -79,4 +85,5 @@ async def applied(conn: AsyncConnection) -> SessionDefaults:
         int(values["lock_timeout"]),
         int(values["idle_in_transaction_session_timeout"]),
         values["default_transaction_isolation"],
+        values["jit"],
     )
