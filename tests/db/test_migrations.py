@@ -134,7 +134,14 @@ async def test_instances_migrating_together_all_succeed(
             await asyncio.create_subprocess_exec(*THREADSTORE, "migrate", env=env, cwd=tmp_path, stderr=subprocess.PIPE)
             for _ in range(4)
         ]
-        results = [await p.communicate() for p in processes]
+        try:
+            # A deadlock between migrators (one waiting in a statement while another builds an index
+            # concurrently) would hang here: it fails instead.
+            results = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in processes)), 180)
+        except TimeoutError:
+            for p in processes:
+                p.kill()
+            raise AssertionError("the migrators did not finish: they wait on each other") from None
         assert [p.returncode for p in processes] == [0] * 4, [r[1] for r in results]
         engine = create_async_engine(fresh.url, poolclass=NullPool)
         try:

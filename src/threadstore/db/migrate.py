@@ -1,9 +1,9 @@
 """Schema migrations through Alembic, safe when several instances start at once.
 
-PostgreSQL: a session-level advisory lock on a dedicated (unpooled) connection serializes migrators. It needs a
-session of its own, so it is taken straight on PostgreSQL, never through a transaction pooler (the caller
-passes THREADSTORE_DIRECT_DATABASE_URL). Behind such a pooler the migrator also writes the app's session
-defaults for its role (db/bounds.py).
+PostgreSQL: a session-level advisory lock on a dedicated (unpooled) connection, taken by polling
+(`_take_lock`), serializes migrators. It needs a session of its own, so it is taken straight on PostgreSQL,
+never through a transaction pooler (the caller passes THREADSTORE_DIRECT_DATABASE_URL). Behind such a pooler
+the migrator also writes the app's session defaults for its role (db/bounds.py).
 SQLite: an exclusive file lock beside the database file does the same across processes.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
+import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from threadstore.db.bounds import UNBOUNDED, SessionDefaults, write_role_defaults
@@ -36,6 +37,7 @@ log = logging.getLogger("threadstore.migrate")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _PG_LOCK_ID = 0x7468726561647374  # "threadst": any constant shared by every instance
+_LOCK_POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ async def _run_upgrade(
             # migration's transaction on the other one.
             async with engine.connect() as lock_conn:
                 await lock_conn.execution_options(isolation_level="AUTOCOMMIT")
-                await lock_conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _PG_LOCK_ID})
+                await _take_lock(lock_conn)
                 try:
                     await _migrate_on_fresh_connection(engine, backfill)
                     if role_defaults is not None:
@@ -116,6 +118,17 @@ async def _run_upgrade(
     finally:
         await engine.dispose()
     log.info("schema is at revision %s", head_revision())
+
+
+async def _take_lock(conn: AsyncConnection) -> None:
+    """Waits for the migration lock by polling, never in pg_advisory_lock: a session blocked in a statement
+    holds a snapshot, and CREATE INDEX CONCURRENTLY (0006) waits for every snapshot older than its own to
+    end, while the holder waits for the index: a deadlock across sessions PostgreSQL cannot see. Between
+    polls an autocommit session holds nothing."""
+    while True:
+        if (await conn.execute(text("SELECT pg_try_advisory_lock(:id)"), {"id": _PG_LOCK_ID})).scalar_one():
+            return
+        await asyncio.sleep(_LOCK_POLL_SECONDS * (0.5 + random.random()))
 
 
 async def _migrate_on_fresh_connection(engine: AsyncEngine, backfill: Backfill) -> None:
