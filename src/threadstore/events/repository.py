@@ -238,7 +238,9 @@ def _delivered(user: bool, dialect: str) -> Any:
     referenced = messages.c.id == events.c.content_of
     content_size = select(octets(messages.c.content)).where(referenced).scalar_subquery()
     size = octets(events.c.body) + func.coalesce(octets(events.c.member), 0) + func.coalesce(content_size, 0)
-    kept = events.c.content_of.is_(None) | exists().where(referenced)
+    # An event about a message (its content joined, or its text carried inline) is erased with the message.
+    about = func.coalesce(events.c.content_of, events.c.message_id)
+    kept = about.is_(None) | exists().where(messages.c.id == about)
     by_id = (
         select(events.c.id.label("position"), events.c.id.label("event_id"), size.label("size"))
         .where(events.c.id > bindparam("after"), events.c.id <= bindparam("through"), kept)

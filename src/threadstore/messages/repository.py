@@ -34,7 +34,22 @@ _BUMP = {
     "last_message_at": case((threads.c.last_message_at > _NOW, threads.c.last_message_at), else_=_NOW),
     "current_message_id": bindparam("m_id"),
 }
-_GIVEN = ("id", "thread_id", "role", "content", "metadata", "created_at")
+_GIVEN = (
+    "id",
+    "thread_id",
+    "role",
+    "content",
+    "metadata",
+    "created_at",
+    "status",
+    "finish_reason",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "parts",
+    "content_length",
+    "active_at",
+)
 _MESSAGE = {name: bindparam(f"m_{name}", type_=messages.c[name].type) for name in _GIVEN}
 # What only the database decides for an append after the current message, which the event takes from it.
 _PLACED = ("seq", "parent_id", "depth")
@@ -113,7 +128,12 @@ _CHILD_PG = {
     kind: TextWithEvent(
         sql,
         ("seq", "depth", "sibling_index", "sibling_count"),
-        binds=(bindparam("now", type_=UtcDateTime()), bindparam("metadata", type_=JsonDocument)),
+        binds=(
+            bindparam("now", type_=UtcDateTime()),
+            bindparam("metadata", type_=JsonDocument),
+            bindparam("parts", type_=JsonDocument),
+            bindparam("active_at", type_=UtcDateTime()),
+        ),
     )
     for kind, sql in tree_sql.CHILD_PG.items()
 }
@@ -141,16 +161,8 @@ async def append_child(
         return None
     kind = "root" if parent_id is None else "message"
     if tx.dialect == "postgresql":
-        params = {
-            "thread": row["thread_id"],
-            "user": user_id,
-            "parent": parent_id,
-            "id": row["id"],
-            "role": row["role"],
-            "content": row["content"],
-            "metadata": row["metadata"],
-            "now": tx.now,
-        }
+        params = {name: row[name] for name in _GIVEN if name not in ("thread_id", "created_at")}
+        params |= {"thread": row["thread_id"], "user": user_id, "parent": parent_id, "now": tx.now}
         if tx.in_transaction:
             # Under the lock the statement's snapshot follows every write committed before: it cannot lose.
             locked = await tx.conn.execute(_LOCK, {"m_thread_id": row["thread_id"], "p_user": user_id})
@@ -228,22 +240,32 @@ async def thread_status(tx: Tx, user_id: str, thread_id: str) -> str | None:
     return (await tx.conn.execute(stmt)).scalar_one_or_none()
 
 
-def _read(sql: str) -> TextClause:
-    return text(sql).columns(created_at=UtcDateTime(), metadata=JsonDocument)  # type: ignore[return-value]
+_DIALECTS = ("postgresql", "sqlite")
+
+
+def _read(sql: str, dialect: str) -> TextClause:
+    return text(tree_sql.for_dialect(sql, dialect)).columns(  # type: ignore[return-value]
+        created_at=UtcDateTime(), metadata=JsonDocument, parts=JsonDocument, feedback_at=UtcDateTime()
+    )
 
 
 _PATH_PAGES = {
-    (order, dialect): _read(tree_sql.path_page(order, dialect))
+    (order, dialect): _read(tree_sql.path_page(order, dialect), dialect)
     for order in ("asc", "desc")
-    for dialect in ("postgresql", "sqlite")
+    for dialect in _DIALECTS
 }
 _SIBLING_PAGES = {
-    (order, dialect): _read(tree_sql.siblings_page(order, dialect))
+    (order, dialect): _read(tree_sql.siblings_page(order, dialect), dialect)
     for order in ("asc", "desc")
-    for dialect in ("postgresql", "sqlite")
+    for dialect in _DIALECTS
 }
-_SEQ_PAGES = {(order, after): _read(tree_sql.seq_page(order, after)) for order in ("asc", "desc") for after in (0, 1)}
-_ONE = _read(tree_sql.ONE_MESSAGE)
+_SEQ_PAGES = {
+    (order, after, dialect): _read(tree_sql.seq_page(order, after), dialect)
+    for order in ("asc", "desc")
+    for after in (0, 1)
+    for dialect in _DIALECTS
+}
+_ONE = {dialect: _read(tree_sql.ONE_MESSAGE, dialect) for dialect in _DIALECTS}
 _POSITION = text(tree_sql.POSITION)
 
 
@@ -299,7 +321,7 @@ async def seq_page(
     params: dict[str, Any] = {"thread": thread_id, "user": user_id, "lim": limit}
     if after is not None:
         params["after"] = after
-    stmt = _SEQ_PAGES[(order, int(after is not None))]
+    stmt = _SEQ_PAGES[(order, int(after is not None), tx.dialect)]
     return list((await tx.conn.execute(stmt, params)).mappings().all())
 
 
@@ -307,10 +329,10 @@ async def get(tx: Tx, user_id: str, thread_id: str, message_id: str) -> RowMappi
     if not storable(user_id, thread_id, message_id):
         return None
     params = {"mid": message_id, "thread": thread_id, "user": user_id}
-    return (await tx.conn.execute(_ONE, params)).mappings().first()
+    return (await tx.conn.execute(_ONE[tx.dialect], params)).mappings().first()
 
 
-_FIRST_USER = {dialect: _read(tree_sql.first_user_on_path(dialect)) for dialect in ("postgresql", "sqlite")}
+_FIRST_USER = {dialect: _read(tree_sql.first_user_on_path(dialect), dialect) for dialect in _DIALECTS}
 _RENAME_WINDOW = 200
 
 
@@ -389,8 +411,10 @@ async def exists(tx: Tx, message_id: str | None) -> bool:
     return (await tx.conn.execute(_EXISTS, {"mid": message_id})).first() is not None
 
 
-_COPY_PATH_PG = text(tree_sql.COPY_PATH["postgresql"]).columns(created_at=UtcDateTime())
-_COPY_PATH_SQLITE = text(tree_sql.COPY_PATH["sqlite"])
+_COPY_PATH_PG = text(tree_sql.for_dialect(tree_sql.COPY_PATH["postgresql"], "postgresql")).columns(
+    created_at=UtcDateTime()
+)
+_COPY_PATH_SQLITE = text(tree_sql.for_dialect(tree_sql.COPY_PATH["sqlite"], "sqlite"))
 _LAST_COPIED = text(tree_sql.LAST_COPIED).columns(created_at=UtcDateTime())
 
 
