@@ -59,6 +59,8 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+# A document that may be absent: Python None is SQL NULL, not the JSON value null.
+OptionalJson = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 # Thread ids break ties in list order ("larger id first"): byte order on every server, whatever the
 # database's default collation (SQLite compares bytes already).
 ThreadId = String(64).with_variant(String(64, collation="C"), "postgresql")
@@ -133,7 +135,7 @@ messages = Table(
     Column("output_tokens", Integer, nullable=True),
     # Content as an array of parts, as stored; `content` then holds the text of its text parts, which
     # auto-rename and search read (messages/parts.py).
-    Column("parts", JsonDocument, nullable=True),
+    Column("parts", OptionalJson, nullable=True),
     # Characters of the content, deltas included: a delta's offset is checked against it without reading the
     # text. NULL on rows written before 0007 (their length is that of `content`).
     Column("content_length", Integer, nullable=True),
