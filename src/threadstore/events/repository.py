@@ -336,8 +336,14 @@ async def _legacy_members(tx: Tx, rows: Sequence[Any]) -> dict[int, str]:
         # Version 2 writes in the formats version 1 reads (an instance of it may still serve streams during a
         # rolling upgrade), so an old object is told by what it lacks: a message's event names its depth among
         # the values its statement supplied (`member`); a thread's object names its current message.
-        if row.type == MESSAGE_CREATED and row.depth is not None and '"depth"' not in (row.member or ""):
-            found[row.position] = legacy.message_members(row.parent_id, row.depth, row.sibling_index)
+        if row.type == MESSAGE_CREATED:
+            members = []
+            if row.depth is not None and '"depth"' not in (row.member or ""):
+                members.append(legacy.message_members(row.parent_id, row.depth, row.sibling_index))
+            if legacy.REPLY_MARK.encode() not in event_body.stored(row.body):
+                members.append(legacy.REPLY_MEMBERS)
+            if members:
+                found[row.position] = ",".join(members)
         elif row.type in (THREAD_CREATED, THREAD_UPDATED):
             text = event_body.stored(row.body)
             if b'"current_message_id"' in text:
