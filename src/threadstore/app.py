@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.event_retention_seconds,
             )
         )
+        stale_sweep = asyncio.create_task(maintenance.end_stale_forever(database, settings.stale_message_seconds))
         delivery = EventDelivery(app.state.database, settings)
         app.state.event_delivery = delivery
         app.state.event_hub = delivery.hub
@@ -71,9 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             app.state.shutting_down = True
             await delivery.stop()  # ends the event streams first: they are the responses that never finish
-            housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await housekeeping
+            for task in (housekeeping, stale_sweep):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await app.state.title_generator.aclose()
             await database.dispose()
 

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     max_initial_messages: int = Field(100, ge=0)
     idempotency_ttl_seconds: int = Field(24 * 3600, ge=60)
     maintenance_interval_seconds: float = Field(600.0, gt=0)  # how often expired keys are pruned
+    # An in_progress reply with no delta or PATCH for this long is ended as incomplete / timeout (its generator
+    # is gone), within STALE_SWEEP_SECONDS after.
+    stale_message_seconds: float = Field(300.0, gt=0)
     require_if_match: bool = False  # when true, PATCH without If-Match is 428
 
     # Events (GET /api/events). The contract keeps events at least 24 hours.

@@ -60,9 +60,10 @@ class Conflict(DomainError):
 
     status, slug = 409, "conflict"
 
-    def __init__(self, detail: str, *, reason: str) -> None:
+    def __init__(self, detail: str, *, reason: str, length: int | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
+        self.length = length  # `offset`: the stored length, where the writer resumes
 
 
 class PreconditionFailed(DomainError):
@@ -143,6 +144,8 @@ async def _domain_error(_: Request, error: Exception) -> Response:
         extra = {"errors": error.errors}
     elif isinstance(error, Conflict):
         extra = {"reason": error.reason}
+        if error.length is not None:
+            extra["length"] = error.length
     return problem_response(error.status, error.detail, slug=error.slug, headers=error.headers, extra=extra)
 
 

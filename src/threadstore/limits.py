@@ -73,14 +73,16 @@ class Limits:
             raise _reject(loc, f"metadata may be at most {self.metadata_bytes} bytes serialized")
         return value
 
-    def content(self, value: str, loc: Loc) -> str:
-        if not 1 <= len(value) <= self.content_chars:
+    def content(self, value: str, loc: Loc, *, empty: bool = False) -> str:
+        """`empty`: "" is allowed (an in_progress reply starts so)."""
+        if not (0 if empty else 1) <= len(value) <= self.content_chars:
             raise _reject(loc, f"content must be 1 to {self.content_chars} characters")
-        if "\x00" in value:
-            raise _reject(loc, NUL_MESSAGE)
-        if not is_utf8(value):
-            raise _reject(loc, SURROGATE_MESSAGE)
-        return value
+        return checked_text(value, loc)
+
+    def content_growth(self, length: int, loc: Loc) -> None:
+        """A delta that would make the content `length` characters long."""
+        if length > self.content_chars:
+            raise _reject(loc, f"content must be at most {self.content_chars} characters; a delta may not pass it")
 
     def initial_message_count(self, count: int, loc: Loc) -> None:
         if count > self.initial_messages:
@@ -102,11 +104,11 @@ class Limits:
             },
             "Content": {
                 "type": "string",
-                "minLength": 1,
                 "maxLength": self.content_chars,
                 **no_nul,
-                "description": f"1 to {self.content_chars} characters, no NUL. The body limit counts bytes: long "
-                "text of multi-byte characters can reach it first (413).",
+                "description": f'1 to {self.content_chars} characters, no NUL ("" only for a message created '
+                "`in_progress`). The body limit counts bytes: long text of multi-byte characters can reach it "
+                "first (413).",
             },
             "Metadata": {
                 "type": "object",
@@ -209,6 +211,15 @@ def _documented_by(name: str) -> WithJsonSchema:
 
 
 SURROGATE_MESSAGE = "text must not contain unpaired UTF-16 surrogates (\\ud800-\\udfff escapes)"
+
+
+def checked_text(value: str, loc: Loc) -> str:
+    """Text PostgreSQL and UTF-8 can hold: no NUL, no unpaired surrogate."""
+    if "\x00" in value:
+        raise _reject(loc, NUL_MESSAGE)
+    if not is_utf8(value):
+        raise _reject(loc, SURROGATE_MESSAGE)
+    return value
 
 
 def is_utf8(text: str) -> bool:

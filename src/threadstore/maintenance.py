@@ -1,5 +1,6 @@
 """Background housekeeping: expired idempotency records and events past their retention are deleted in
-small batches, each batch its own unit of work, so storage stays bounded without long transactions or locks."""
+small batches, each batch its own unit of work, so storage stays bounded without long transactions or locks;
+and unfinished replies whose generator went silent are ended, in batches the same way."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from threadstore.db.unit_of_work import Database, Tx
 from threadstore.errors import DomainError
 from threadstore.events import service as events
 from threadstore.idempotency import service as idempotency
+from threadstore.messages import replies
 
 log = logging.getLogger("threadstore.maintenance")
 
@@ -27,6 +29,23 @@ async def prune_once(database: Database, ttl_seconds: int) -> int:
 async def prune_events(database: Database, cutoff: datetime) -> int:
     """Deletes published events older than `cutoff`, oldest first. Returns how many."""
     return await _drain(database, events.delete_expired, cutoff, events.PRUNE_BATCH)
+
+
+# API.md: a stale reply is ended within 10 seconds after it became stale.
+STALE_SWEEP_SECONDS = 5.0
+
+
+async def end_stale_replies(database: Database, stale_seconds: float) -> int:
+    """Ends every unfinished reply idle for `stale_seconds`. Returns how many."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=stale_seconds)
+    return await _drain(database, replies.end_stale, cutoff, replies.STALE_BATCH)
+
+
+async def end_stale_forever(database: Database, stale_seconds: float) -> None:
+    interval = min(STALE_SWEEP_SECONDS, stale_seconds / 2)
+    while True:
+        await asyncio.sleep(interval)
+        await _guarded("stale replies", end_stale_replies(database, stale_seconds), verb="ended")
 
 
 async def _drain(database: Database, batch: Callable[[Tx, A], Awaitable[int]], arg: A, size: int) -> int:
@@ -49,15 +68,15 @@ async def run_forever(
             await _guarded("events past their retention", prune_events(database, cutoff))
 
 
-async def _guarded(what: str, pruning: Coroutine[Any, Any, int]) -> int:
+async def _guarded(what: str, pruning: Coroutine[Any, Any, int], verb: str = "pruned") -> int:
     try:
         deleted = await pruning
     except DomainError as error:  # database busy or down: try again next interval
-        log.warning("pruning %s failed: %s", what, error.detail)
+        log.warning("housekeeping (%s) failed: %s", what, error.detail)
         return 0
     except Exception:  # a bug must not end housekeeping for the life of the process
-        log.exception("pruning %s failed", what)
+        log.exception("housekeeping (%s) failed", what)
         return 0
     if deleted:
-        log.info("pruned %d %s", deleted, what)
+        log.info("%s %d %s", verb, deleted, what)
     return deleted

@@ -25,10 +25,13 @@ from threadstore.messages import tree_sql
 from threadstore.threads import repository as threads_repo
 
 SEED = """
-INSERT INTO threads (id, user_id, title, metadata, status, created_at, updated_at, message_count, version)
+-- Each thread names its trunk (inserted below), as version 2 writes it: without it migration 0006's
+-- rolling-upgrade trigger would give it one, as it does for the previous version's inserts.
+INSERT INTO threads (id, user_id, title, metadata, status, created_at, updated_at, message_count, version,
+                     current_branch_id)
 SELECT 'thr_' || lpad(n::text, 8, '0'), 'user_' || (n % 100), 'Thread ' || n, '{}',
        CASE WHEN n % 3 = 0 THEN 'archived' ELSE 'active' END,
-       now() - n * interval '1 second', now() - n * interval '1 second', 0, 1
+       now() - n * interval '1 second', now() - n * interval '1 second', 0, 1, 1000 + n
 FROM generate_series(1, 40000) n;
 INSERT INTO threads (id, user_id, title, metadata, status, created_at, updated_at, message_count, version,
                      current_message_id, current_branch_id, current_depth)
@@ -165,7 +168,10 @@ def _assert_index_probes_only(plan: str) -> None:
     """Every row is reached through an index: no sequential or bitmap scan of any table. (A Sort of the page's
     own few rows, or of a CTE's, is fine.)"""
     assert "Seq Scan" not in plan, plan
-    assert "Bitmap" not in plan, plan
+    # An unfinished reply's deltas are read by their primary key's message_id prefix; on a small table the
+    # planner may do that as a bitmap scan of that index, which still reads only that message's rows.
+    bitmaps = [line for line in plan.splitlines() if "Bitmap" in line]
+    assert all("message_deltas" in line or "pk_message_deltas" in line for line in bitmaps), plan
 
 
 # Pages of a path (db/tables.py, branch segments): first, middle and last page of the 50,000-message path, each
@@ -194,7 +200,7 @@ async def test_path_pages_are_index_probes_at_any_depth(seeded: str, page: str, 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("after", [False, True])
 async def test_view_all_pages_are_index_range_scans_by_seq(seeded: str, after: bool, mode: str) -> None:
-    statement = messages_repo._SEQ_PAGES[("asc", int(after))]
+    statement = messages_repo._SEQ_PAGES[("asc", int(after), "postgresql")]
     params: dict[str, Any] = {"thread": "big", "user": "user_big", "lim": 51} | ({"after": 49_950} if after else {})
     plan = await _plan(seeded, statement, params, mode)
     _assert_index_probes_only(plan)
@@ -266,7 +272,7 @@ async def test_sqlite_path_pages_never_scan_messages_or_build_an_index(tmp_path:
         try:
             conn.executescript("PRAGMA foreign_keys=OFF;" + SQLITE_SEED)
             for order, params in PATH_PAGES.values():
-                sql = tree_sql.path_page(order, "sqlite")
+                sql = tree_sql.for_dialect(tree_sql.path_page(order, "sqlite"), "sqlite")
                 values = {
                     "thread": "big",
                     "user": "user_big",

@@ -10,6 +10,7 @@ import orjson
 from sqlalchemy import insert, update
 
 from tests.conftest import Api, Factory
+from tests.messages import branching as legacy_fields
 from threadstore.db import event_body
 from threadstore.db.tables import events, idempotency_keys
 from threadstore.db.unit_of_work import Tx
@@ -24,12 +25,11 @@ def v1_body(data: dict[str, Any]) -> bytes:
     return event_body.encode(data)
 
 
+V1_LACKS = ("parent_id", "depth", "sibling_index", "sibling_count", *legacy_fields.REPLY_FIELDS)
+
+
 def v1_message(message: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: value
-        for key, value in message.items()
-        if key not in ("parent_id", "depth", "sibling_index", "sibling_count")
-    }
+    return {key: value for key, value in message.items() if key not in V1_LACKS}
 
 
 async def delivered(api: Api, user: str) -> list[tuple[str, dict[str, Any]]]:
@@ -140,3 +140,44 @@ async def test_a_replayed_response_stored_before_version_2_carries_the_new_field
     )
     assert again.status_code == 201
     assert again.json() == created.json()
+
+
+async def test_messages_stored_before_streamed_replies_are_completed_without_feedback(
+    api: Api, user: str, create_thread: Factory
+) -> None:
+    """Migration 0007: a message event or replayed response written by version 2 before streamed replies has its
+    tree fields but not status, finish_reason, model, usage, feedback — which every message then had as these."""
+    thread = await create_thread()
+    path = f"/api/threads/{thread['id']}/messages"
+    sent = await api.request("POST", path, user=user, json={"content": "b"}, headers={"Idempotency-Key": "v20"})
+    assert sent.status_code == 201
+    message = sent.json()
+    before_0007 = {key: value for key, value in message.items() if key not in legacy_fields.REPLY_FIELDS}
+    stored = {key: value for key, value in before_0007.items() if key not in ("content", "seq", "parent_id", "depth")}
+    await add_events(
+        api,
+        [
+            {
+                "user_id": user,
+                "thread_id": thread["id"],
+                "type": "message.created",
+                "body": v1_body(stored),
+                "member": f'"seq":{message["seq"]},"parent_id":null,"depth":1',
+                "content_of": message["id"],
+                "created_at": datetime.now(UTC),
+            }
+        ],
+    )
+    kind, data = (await delivered(api, user))[-1]
+    assert (kind, data) == ("message.created", message)
+    key = idempotency.parse_key("v20", user, "POST", path, MessageCreate(content="b"))
+    assert key is not None
+    async with api.database.engine.begin() as conn:
+        await conn.execute(
+            update(idempotency_keys)
+            .where(idempotency_keys.c.user_id == user, idempotency_keys.c.key == key.key)
+            .values(response_body=orjson.dumps(before_0007).decode())
+        )
+    replay = await api.request("POST", path, user=user, json={"content": "b"}, headers={"Idempotency-Key": "v20"})
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json() == message

@@ -12,7 +12,20 @@ import httpx
 from tests.conftest import Api
 
 TREE_FIELDS = ("parent_id", "depth", "sibling_index", "sibling_count")
-MESSAGE_FIELDS = {"id", "object", "thread_id", "seq", "role", "content", "metadata", "created_at", *TREE_FIELDS}
+# Version 2's streamed replies and feedback (API.md): always present.
+REPLY_FIELDS = ("status", "finish_reason", "model", "usage", "feedback")
+MESSAGE_FIELDS = {
+    "id",
+    "object",
+    "thread_id",
+    "seq",
+    "role",
+    "content",
+    "metadata",
+    "created_at",
+    *TREE_FIELDS,
+    *REPLY_FIELDS,
+}
 
 # A parent_id of `ABSENT` leaves the field out of the body: the message follows the current one.
 ABSENT: Any = object()

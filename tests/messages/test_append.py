@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import Api, Factory, new_user
 from tests.http.problems import RFC3339_MS_Z, assert_problem, message_count
+from tests.messages.branching import MESSAGE_FIELDS
 
 pytestmark = pytest.mark.through_pgbouncer
 
@@ -37,12 +38,14 @@ async def test_append_returns_201_with_the_message(api: Api, user: str, create_t
     assert response.status_code == 201, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"id", "object", "thread_id", "seq", "role", "content", "metadata", "created_at"} | {
-        "parent_id",
-        "depth",
-        "sibling_index",
-        "sibling_count",
-    }
+    assert set(body) == MESSAGE_FIELDS
+    assert (body["status"], body["finish_reason"], body["model"], body["usage"], body["feedback"]) == (
+        "completed",
+        None,
+        None,
+        None,
+        None,
+    )
     assert body["object"] == "message"
     assert body["thread_id"] == thread["id"]
     assert body["seq"] == 1

@@ -47,6 +47,8 @@ THREAD_UPDATED = "thread.updated"
 THREAD_DELETED = "thread.deleted"
 MESSAGE_CREATED = "message.created"
 MESSAGE_DELETED = "message.deleted"
+MESSAGE_DELTA = "message.delta"
+MESSAGE_UPDATED = "message.updated"
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,9 @@ class Event:
     """`data` is the object as the API returns it, about thread `thread_id`. `stored` names the keys of it
     whose values only the database knows (a seq it hands out, a parent it chose, JSON as it normalized it): the
     write returns columns of those names, and the event takes the values from there. `content_of`: the id of
-    the finished message whose content is `data["content"]`; the event then reads it from the message row."""
+    the finished message whose content is `data["content"]`; the event then reads it from the message row.
+    `message_id`: the message whose text `data` holds itself (a delta, an unfinished message): the event is
+    erased with that message."""
 
     user_id: str
     thread_id: str
@@ -62,6 +66,7 @@ class Event:
     data: dict[str, Any]
     stored: str | tuple[str, ...] | None = None
     content_of: str | None = None
+    message_id: str | None = None
 
     def body(self, at: datetime) -> bytes:
         """The stored body of the event recorded at time `at`."""
@@ -101,8 +106,10 @@ class WithEvent:
             part = literal(("," if i else "") + orjson.dumps(key).decode() + ":", Text()) + as_json
             member = part if i == 0 else member + part
         recorded = insert(events).from_select(
-            ["user_id", "thread_id", "type", "body", "member", "content_of", "created_at"],
-            select(_E_USER, _E_THREAD, _E_TYPE, _E_BODY, member, _E_CONTENT_OF, _E_CREATED_AT).select_from(written),
+            ["user_id", "thread_id", "type", "body", "member", "content_of", "message_id", "created_at"],
+            select(_E_USER, _E_THREAD, _E_TYPE, _E_BODY, member, _E_CONTENT_OF, _E_MESSAGE, _E_CREATED_AT).select_from(
+                written
+            ),
         )
         further = also(written) if also is not None else ()
         self._one_statement: Select[Any] = select(written).add_cte(recorded.cte("e"), *further)
@@ -141,8 +148,9 @@ class TextWithEvent:
         self._stored = stored
         member = " || ',' || ".join(f"'\"{key}\":' || coalesce(to_json(w.{key})::text, 'null')" for key in stored)
         self._statement = text(
-            f"{sql},\ne AS (INSERT INTO events (user_id, thread_id, type, body, member, content_of, created_at)"
-            f" SELECT :e_user_id, :e_thread_id, :e_type, :e_body, {member or 'NULL'}, :e_content_of, :e_created_at"
+            f"{sql},\ne AS (INSERT INTO events (user_id, thread_id, type, body, member, content_of, message_id,"
+            f" created_at) SELECT :e_user_id, :e_thread_id, :e_type, :e_body, {member or 'NULL'}, :e_content_of,"
+            " :e_message_id, :e_created_at"
             " FROM w)\nSELECT * FROM w"
         ).bindparams(_E_BODY, _E_CREATED_AT, *binds)
 
@@ -158,6 +166,7 @@ _E_THREAD = bindparam("e_thread_id", type_=events.c.thread_id.type)
 _E_TYPE = bindparam("e_type", type_=events.c.type.type)
 _E_BODY = bindparam("e_body", type_=LargeBinary())
 _E_CONTENT_OF = bindparam("e_content_of", type_=events.c.content_of.type)
+_E_MESSAGE = bindparam("e_message_id", type_=events.c.message_id.type)
 _E_CREATED_AT = bindparam("e_created_at", type_=events.c.created_at.type)
 _RECORD = insert(events).values(
     user_id=_E_USER,
@@ -166,6 +175,7 @@ _RECORD = insert(events).values(
     body=_E_BODY,
     member=bindparam("e_member", type_=Text(), required=False, value=None),
     content_of=_E_CONTENT_OF,
+    message_id=_E_MESSAGE,
     created_at=_E_CREATED_AT,
 )
 
@@ -177,5 +187,6 @@ def _params(event: Event, tx: Tx) -> dict[str, Any]:
         "e_type": event.type,
         "e_body": event.body(tx.now),
         "e_content_of": event.content_of,
+        "e_message_id": event.message_id,
         "e_created_at": tx.now,
     }

@@ -59,6 +59,8 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+# A document that may be absent: Python None is SQL NULL, not the JSON value null.
+OptionalJson = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 # Thread ids break ties in list order ("larger id first"): byte order on every server, whatever the
 # database's default collation (SQLite compares bytes already).
 ThreadId = String(64).with_variant(String(64, collation="C"), "postgresql")
@@ -125,12 +127,49 @@ messages = Table(
     Column("depth", Integer, nullable=False),
     Column("parent_id", String(64), nullable=True),
     Column("sibling_index", Integer, nullable=False),
+    # A streamed reply (API v2): `in_progress` while the model writes it, through deltas (`message_deltas`).
+    Column("status", String(16), nullable=False, server_default=text("'completed'")),
+    Column("finish_reason", String(64), nullable=True),
+    Column("model", String(128), nullable=True),
+    Column("input_tokens", Integer, nullable=True),
+    Column("output_tokens", Integer, nullable=True),
+    # Content as an array of parts, as stored; `content` then holds the text of its text parts, which
+    # auto-rename and search read (messages/parts.py).
+    Column("parts", OptionalJson, nullable=True),
+    # Characters of the content, deltas included: a delta's offset is checked against it without reading the
+    # text. NULL on rows written before 0007 (their length is that of `content`).
+    Column("content_length", Integer, nullable=True),
+    # The last delta or PATCH of an in_progress message; the stale sweep ends those idle too long.
+    Column("active_at", UtcDateTime, nullable=True),
+    Column("feedback_rating", String(8), nullable=True),
+    Column("feedback_comment", Text, nullable=True),
+    Column("feedback_at", UtcDateTime, nullable=True),
     CheckConstraint("role IN ('user', 'assistant', 'system', 'tool')", name="role"),
+    CheckConstraint("status IN ('completed', 'in_progress', 'incomplete')", name="status"),
     # The unique (thread_id, seq) index is both the gapless-seq guard and the index that pages `view=all`.
     UniqueConstraint("thread_id", "seq", name="uq_messages_thread_seq"),
     # Pages of a path: one range per branch segment; also the guard that a message has one continuation.
     # A named index, not a constraint, so SQLite statements can say INDEXED BY it.
     Index("uq_messages_branch_depth", "branch_id", "depth", unique=True),
+    # The stale sweep's scan: only unfinished messages are in it. Keyed by id, not active_at, so a delta (which
+    # moves active_at and content_length, no indexed column) can be a HOT update that writes no index entry.
+    Index(
+        "ix_messages_in_progress",
+        "id",
+        postgresql_where=text("status = 'in_progress'"),
+        sqlite_where=text("status = 'in_progress'"),
+    ),
+)
+
+# The text a streamed reply's deltas appended, one row per delta at its starting offset (in characters): a
+# delta writes its own size whatever the length already stored. The message's end (a closing PATCH, the stale
+# sweep) folds them into `messages.content` once and deletes them.
+message_deltas = Table(
+    "message_deltas",
+    metadata,
+    Column("message_id", String(64), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("start", Integer, primary_key=True),
+    Column("text", Text, nullable=False),
 )
 
 # A thread's messages form a tree stored as branches: runs of messages each of which is the parent of the next.
@@ -182,7 +221,8 @@ idempotency_keys = Table(
 # update. An event's id is taken at insert (`threadstore_next_event_id()` on PostgreSQL, so the writer has its
 # transaction id first) and is its delivery position; events/publisher.py decides how far ids are delivered.
 # `body` is the object as the API returned it, compact (db/outbox.py): `member` is the one `"key":value` the
-# write's own statement supplied, `content_of` the message whose (immutable) content completes it.
+# write's own statement supplied, `content_of` the message whose (immutable) content completes it, `message_id`
+# the message whose text the body holds inline.
 events = Table(
     "events",
     metadata,
@@ -194,8 +234,13 @@ events = Table(
     Column("member", Text, nullable=True),
     Column("content_of", String(64), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    # The message whose text the body carries itself (a delta, the snapshot of an unfinished message): the
+    # event is erased with the message, as one whose `content_of` is gone.
+    Column("message_id", String(64), nullable=True),
     # A stream's catch-up, and a permanent delete's erasure of the user's kept events.
     Index("ix_events_user_id", "user_id", "id"),
+    # A one-thread stream's catch-up (`GET /api/events?thread_id=`), and a thread's erasure.
+    Index("ix_events_thread_id", "thread_id", "id"),
     # Never reuse an id, even after pruning empties the table: event ids must grow strictly.
     sqlite_autoincrement=True,
 )

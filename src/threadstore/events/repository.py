@@ -238,7 +238,9 @@ def _delivered(user: bool, dialect: str) -> Any:
     referenced = messages.c.id == events.c.content_of
     content_size = select(octets(messages.c.content)).where(referenced).scalar_subquery()
     size = octets(events.c.body) + func.coalesce(octets(events.c.member), 0) + func.coalesce(content_size, 0)
-    kept = events.c.content_of.is_(None) | exists().where(referenced)
+    # An event about a message (its content joined, or its text carried inline) is erased with the message.
+    about = func.coalesce(events.c.content_of, events.c.message_id)
+    kept = about.is_(None) | exists().where(messages.c.id == about)
     by_id = (
         select(events.c.id.label("position"), events.c.id.label("event_id"), size.label("size"))
         .where(events.c.id > bindparam("after"), events.c.id <= bindparam("through"), kept)
@@ -334,8 +336,14 @@ async def _legacy_members(tx: Tx, rows: Sequence[Any]) -> dict[int, str]:
         # Version 2 writes in the formats version 1 reads (an instance of it may still serve streams during a
         # rolling upgrade), so an old object is told by what it lacks: a message's event names its depth among
         # the values its statement supplied (`member`); a thread's object names its current message.
-        if row.type == MESSAGE_CREATED and row.depth is not None and '"depth"' not in (row.member or ""):
-            found[row.position] = legacy.message_members(row.parent_id, row.depth, row.sibling_index)
+        if row.type == MESSAGE_CREATED:
+            members = []
+            if row.depth is not None and '"depth"' not in (row.member or ""):
+                members.append(legacy.message_members(row.parent_id, row.depth, row.sibling_index))
+            if legacy.REPLY_MARK.encode() not in event_body.stored(row.body):
+                members.append(legacy.REPLY_MEMBERS)
+            if members:
+                found[row.position] = ",".join(members)
         elif row.type in (THREAD_CREATED, THREAD_UPDATED):
             text = event_body.stored(row.body)
             if b'"current_message_id"' in text:

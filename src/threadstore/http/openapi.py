@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from threadstore.db.replica import POSITION_PATTERN
 from threadstore.errors import PROBLEM_JSON
@@ -129,6 +130,9 @@ class ConflictProblem(Problem):
     reason: Literal["in-flight", "archived", "version", "offset", "state", "expired"] = Field(
         description="Which conflict: an Idempotency-Key's first request is in flight, the thread is archived, it "
         "moved on (version), a delta's offset, a message's state, or a resume past the kept events (expired)."
+    )
+    length: int | SkipJsonSchema[None] = Field(
+        default=None, description="With reason `offset` only: the stored length, in characters, to resume at."
     )
 
 

@@ -134,8 +134,8 @@ async def forget_deleted_messages(tx: Tx, user_id: str, thread_id: str) -> None:
 async def _completed(tx: Tx, body: str) -> bytes:
     """A stored response's body as it is replayed: a message or thread stored before version 2 gets the fields
     it lacks, with the values they had then (legacy.py)."""
-    if '"current_message_id"' in body or '"depth"' in body:
-        return body.encode()  # written by version 2: complete (the test is cheap, most bodies pass it)
+    if '"current_message_id"' in body or legacy.REPLY_MARK in body:
+        return body.encode()  # written by this version: complete (the test is cheap, most bodies pass it)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -143,7 +143,9 @@ async def _completed(tx: Tx, body: str) -> bytes:
     if legacy.lacks_message_fields(data):
         place = await repository.message_place(tx, data.get("id"))
         parent_id, depth, index = place if place is not None else (None, data.get("seq"), 1)
-        members = legacy.message_members(parent_id, depth, index)
+        members = legacy.message_members(parent_id, depth, index) + "," + legacy.REPLY_MEMBERS
+    elif legacy.lacks_reply_fields(data):
+        members = legacy.REPLY_MEMBERS
     elif legacy.lacks_thread_fields(data):
         count = data.get("message_count")
         members = legacy.thread_members(await repository.message_at(tx, data.get("id"), count) if count else None)

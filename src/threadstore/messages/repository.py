@@ -8,16 +8,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import TextClause, bindparam, case, insert, literal, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    Integer,
+    Text,
+    TextClause,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import RowMapping
 
 from threadstore.db.failures import Stale
 from threadstore.db.outbox import Event, TextWithEvent, WithEvent, record
-from threadstore.db.tables import JsonDocument, UtcDateTime, messages, storable, threads
+from threadstore.db.tables import JsonDocument, OptionalJson, UtcDateTime, message_deltas, messages, storable, threads
 from threadstore.db.unit_of_work import Tx
 from threadstore.messages import tree_sql
 
 Order = Literal["asc", "desc"]
+MAX_DELTA_CHARS = 65_536  # API.md: a delta's text is 1 to 65,536 characters
 
 _NOW = bindparam("p_now", type_=UtcDateTime())
 _OWNED_ACTIVE = (
@@ -34,7 +48,22 @@ _BUMP = {
     "last_message_at": case((threads.c.last_message_at > _NOW, threads.c.last_message_at), else_=_NOW),
     "current_message_id": bindparam("m_id"),
 }
-_GIVEN = ("id", "thread_id", "role", "content", "metadata", "created_at")
+_GIVEN = (
+    "id",
+    "thread_id",
+    "role",
+    "content",
+    "metadata",
+    "created_at",
+    "status",
+    "finish_reason",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "parts",
+    "content_length",
+    "active_at",
+)
 _MESSAGE = {name: bindparam(f"m_{name}", type_=messages.c[name].type) for name in _GIVEN}
 # What only the database decides for an append after the current message, which the event takes from it.
 _PLACED = ("seq", "parent_id", "depth")
@@ -113,7 +142,12 @@ _CHILD_PG = {
     kind: TextWithEvent(
         sql,
         ("seq", "depth", "sibling_index", "sibling_count"),
-        binds=(bindparam("now", type_=UtcDateTime()), bindparam("metadata", type_=JsonDocument)),
+        binds=(
+            bindparam("now", type_=UtcDateTime()),
+            bindparam("metadata", type_=JsonDocument),
+            bindparam("parts", type_=OptionalJson),
+            bindparam("active_at", type_=UtcDateTime()),
+        ),
     )
     for kind, sql in tree_sql.CHILD_PG.items()
 }
@@ -141,16 +175,8 @@ async def append_child(
         return None
     kind = "root" if parent_id is None else "message"
     if tx.dialect == "postgresql":
-        params = {
-            "thread": row["thread_id"],
-            "user": user_id,
-            "parent": parent_id,
-            "id": row["id"],
-            "role": row["role"],
-            "content": row["content"],
-            "metadata": row["metadata"],
-            "now": tx.now,
-        }
+        params = {name: row[name] for name in _GIVEN if name not in ("thread_id", "created_at")}
+        params |= {"thread": row["thread_id"], "user": user_id, "parent": parent_id, "now": tx.now}
         if tx.in_transaction:
             # Under the lock the statement's snapshot follows every write committed before: it cannot lose.
             locked = await tx.conn.execute(_LOCK, {"m_thread_id": row["thread_id"], "p_user": user_id})
@@ -228,22 +254,32 @@ async def thread_status(tx: Tx, user_id: str, thread_id: str) -> str | None:
     return (await tx.conn.execute(stmt)).scalar_one_or_none()
 
 
-def _read(sql: str) -> TextClause:
-    return text(sql).columns(created_at=UtcDateTime(), metadata=JsonDocument)  # type: ignore[return-value]
+_DIALECTS = ("postgresql", "sqlite")
+
+
+def _read(sql: str, dialect: str) -> TextClause:
+    return text(tree_sql.for_dialect(sql, dialect)).columns(  # type: ignore[return-value]
+        created_at=UtcDateTime(), metadata=JsonDocument, parts=OptionalJson, feedback_at=UtcDateTime()
+    )
 
 
 _PATH_PAGES = {
-    (order, dialect): _read(tree_sql.path_page(order, dialect))
+    (order, dialect): _read(tree_sql.path_page(order, dialect), dialect)
     for order in ("asc", "desc")
-    for dialect in ("postgresql", "sqlite")
+    for dialect in _DIALECTS
 }
 _SIBLING_PAGES = {
-    (order, dialect): _read(tree_sql.siblings_page(order, dialect))
+    (order, dialect): _read(tree_sql.siblings_page(order, dialect), dialect)
     for order in ("asc", "desc")
-    for dialect in ("postgresql", "sqlite")
+    for dialect in _DIALECTS
 }
-_SEQ_PAGES = {(order, after): _read(tree_sql.seq_page(order, after)) for order in ("asc", "desc") for after in (0, 1)}
-_ONE = _read(tree_sql.ONE_MESSAGE)
+_SEQ_PAGES = {
+    (order, after, dialect): _read(tree_sql.seq_page(order, after), dialect)
+    for order in ("asc", "desc")
+    for after in (0, 1)
+    for dialect in _DIALECTS
+}
+_ONE = {dialect: _read(tree_sql.ONE_MESSAGE, dialect) for dialect in _DIALECTS}
 _POSITION = text(tree_sql.POSITION)
 
 
@@ -299,7 +335,7 @@ async def seq_page(
     params: dict[str, Any] = {"thread": thread_id, "user": user_id, "lim": limit}
     if after is not None:
         params["after"] = after
-    stmt = _SEQ_PAGES[(order, int(after is not None))]
+    stmt = _SEQ_PAGES[(order, int(after is not None), tx.dialect)]
     return list((await tx.conn.execute(stmt, params)).mappings().all())
 
 
@@ -307,10 +343,10 @@ async def get(tx: Tx, user_id: str, thread_id: str, message_id: str) -> RowMappi
     if not storable(user_id, thread_id, message_id):
         return None
     params = {"mid": message_id, "thread": thread_id, "user": user_id}
-    return (await tx.conn.execute(_ONE, params)).mappings().first()
+    return (await tx.conn.execute(_ONE[tx.dialect], params)).mappings().first()
 
 
-_FIRST_USER = {dialect: _read(tree_sql.first_user_on_path(dialect)) for dialect in ("postgresql", "sqlite")}
+_FIRST_USER = {dialect: _read(tree_sql.first_user_on_path(dialect), dialect) for dialect in _DIALECTS}
 _RENAME_WINDOW = 200
 
 
@@ -389,8 +425,10 @@ async def exists(tx: Tx, message_id: str | None) -> bool:
     return (await tx.conn.execute(_EXISTS, {"mid": message_id})).first() is not None
 
 
-_COPY_PATH_PG = text(tree_sql.COPY_PATH["postgresql"]).columns(created_at=UtcDateTime())
-_COPY_PATH_SQLITE = text(tree_sql.COPY_PATH["sqlite"])
+_COPY_PATH_PG = text(tree_sql.for_dialect(tree_sql.COPY_PATH["postgresql"], "postgresql")).columns(
+    created_at=UtcDateTime()
+)
+_COPY_PATH_SQLITE = text(tree_sql.for_dialect(tree_sql.COPY_PATH["sqlite"], "sqlite"))
 _LAST_COPIED = text(tree_sql.LAST_COPIED).columns(created_at=UtcDateTime())
 
 
@@ -405,3 +443,175 @@ async def copy_path(tx: Tx, source_id: str, message_id: str, new_thread_id: str,
         return (await tx.conn.execute(_COPY_PATH_PG, params)).mappings().first()
     await tx.conn.execute(_COPY_PATH_SQLITE, params)
     return (await tx.conn.execute(_LAST_COPIED, {"new_thread": new_thread_id})).mappings().first()
+
+
+# ------------------------------------------------------------------------------------------- streamed replies
+
+_D_OFFSET = bindparam("d_offset", type_=Integer())
+_D_GROWTH = bindparam("d_growth", type_=Integer())
+# A delta: the text goes in as its own row, and the message row only moves its length and activity time, so
+# the write is the delta's size however long the reply is (no column of an index changes: a HOT update on
+# PostgreSQL). The offset check is the compare-and-set: of two writers at one offset, one matches.
+_GROW = (
+    update(messages)
+    .where(
+        messages.c.id == bindparam("d_message_id"),
+        messages.c.thread_id == bindparam("d_thread_id"),
+        threads.c.id == messages.c.thread_id,
+        threads.c.user_id == bindparam("d_user"),
+        threads.c.status == "active",
+        messages.c.status == "in_progress",
+        messages.c.parts.is_(None),
+        messages.c.content_length == _D_OFFSET,
+        messages.c.content_length + _D_GROWTH <= bindparam("d_limit", type_=Integer()),
+    )
+    .values(content_length=messages.c.content_length + _D_GROWTH, active_at=_NOW)
+    .returning(messages.c.id, messages.c.content_length.label("length"))
+)
+_DELTA_ROW: dict[str, BindParameter[Any]] = {
+    "message_id": bindparam("d_message_id"),
+    "start": _D_OFFSET,
+    "text": bindparam("d_text", type_=Text()),
+}
+_APPEND_DELTA_PG = WithEvent(
+    _GROW,
+    also=lambda grown: (
+        insert(message_deltas).from_select(list(_DELTA_ROW), select(*_DELTA_ROW.values()).select_from(grown)).cte("c"),
+    ),
+)
+_INSERT_DELTA = insert(message_deltas).values(_DELTA_ROW)
+
+
+async def append_delta(
+    tx: Tx, user_id: str, thread_id: str, message_id: str, offset: int, delta: str, limit: int, event: Event
+) -> int | None:
+    """Appends `delta` at `offset` of the unfinished string content of the owned active thread's message, if
+    the stored length is `offset` and stays within `limit`; records `event`. Returns the new length, or None
+    when nothing was written (`delta_state` tells why)."""
+    if not storable(user_id, thread_id, message_id):
+        return None
+    params = {
+        "d_message_id": message_id,
+        "d_thread_id": thread_id,
+        "d_user": user_id,
+        "d_offset": offset,
+        "d_growth": len(delta),
+        "d_limit": limit,
+        "d_text": delta,
+        "p_now": tx.now,
+    }
+    if tx.dialect == "postgresql":
+        grown = await _APPEND_DELTA_PG.execute(tx, params, event)
+    else:
+        grown = (await tx.conn.execute(_GROW, params)).mappings().first()
+        if grown is not None:
+            await tx.conn.execute(_INSERT_DELTA, params)
+            await record(tx, event)
+    return None if grown is None else int(grown["length"])
+
+
+_DELTA_STATE = (
+    select(
+        messages.c.status,
+        messages.c.parts.is_not(None).label("has_parts"),
+        func.coalesce(messages.c.content_length, func.length(messages.c.content)).label("length"),
+        func.length(messages.c.content).label("base"),
+        threads.c.status.label("thread_status"),
+    )
+    .select_from(messages.join(threads, threads.c.id == messages.c.thread_id))
+    .where(
+        messages.c.id == bindparam("d_message_id"),
+        messages.c.thread_id == bindparam("d_thread_id"),
+        threads.c.user_id == bindparam("d_user"),
+    )
+)
+
+
+async def delta_state(tx: Tx, user_id: str, thread_id: str, message_id: str) -> RowMapping | None:
+    """Why a delta wrote nothing: the message's status, whether its content is parts, its stored length, the
+    length of its text column (the part before any delta) and its thread's status. None: no such message."""
+    if not storable(user_id, thread_id, message_id):
+        return None
+    params = {"d_message_id": message_id, "d_thread_id": thread_id, "d_user": user_id}
+    return (await tx.conn.execute(_DELTA_STATE, params)).mappings().first()
+
+
+_HEAD = select(func.substr(messages.c.content, _D_OFFSET + 1, _D_GROWTH)).where(
+    messages.c.id == bindparam("d_message_id")
+)
+# The deltas that can overlap [offset, offset + n): one starting before offset is at most MAX_DELTA long.
+_OVERLAPPING = (
+    select(message_deltas.c.start, message_deltas.c.text)
+    .where(
+        message_deltas.c.message_id == bindparam("d_message_id"),
+        message_deltas.c.start > _D_OFFSET - MAX_DELTA_CHARS,
+        message_deltas.c.start < _D_OFFSET + _D_GROWTH,
+    )
+    .order_by(message_deltas.c.start)
+)
+
+
+async def stored_text(tx: Tx, message_id: str, offset: int, n: int, base: int, unfinished: bool) -> str:
+    """The stored content's characters [offset, offset + n) (fewer where it is shorter). `base`: the length of the
+    text column, which an unfinished reply's deltas follow. A bounded read: never the whole content."""
+    params = {"d_message_id": message_id, "d_offset": offset, "d_growth": n}
+    text_ = (await tx.conn.execute(_HEAD, params)).scalar_one() if offset < base else ""
+    if not unfinished:
+        return str(text_)
+    pieces, position, end = [str(text_)], max(offset, base), offset + n
+    for start, piece in (await tx.conn.execute(_OVERLAPPING, params)).all():
+        if start + len(piece) <= position:
+            continue
+        taken = piece[position - start : end - start]
+        pieces.append(taken)
+        position += len(taken)
+        if position >= end:
+            break
+    return "".join(pieces)
+
+
+_LOCKED = (
+    "SELECT t.status AS thread_status FROM messages m JOIN threads t ON t.id = m.thread_id"
+    " WHERE m.id = :mid AND m.thread_id = :thread AND t.user_id = :user"
+)
+# The message's row lock orders a change after every delta (each updates that row) and before the next one.
+_LOCK_MESSAGE = {"postgresql": text(_LOCKED + " FOR UPDATE OF m"), "sqlite": text(_LOCKED)}
+
+
+async def lock(tx: Tx, user_id: str, thread_id: str, message_id: str) -> str | None:
+    """Locks the owned thread's message for a change in this transaction (SQLite: the transaction's write
+    lock already excludes every other writer). Returns its thread's status; None: no such message."""
+    if not storable(user_id, thread_id, message_id):
+        return None
+    params = {"mid": message_id, "thread": thread_id, "user": user_id}
+    status = (await tx.conn.execute(_LOCK_MESSAGE[tx.dialect], params)).scalar_one_or_none()
+    return None if status is None else str(status)
+
+
+_CHANGE = update(messages).where(messages.c.id == bindparam("p_message_id"))
+_DROP_DELTAS = message_deltas.delete().where(message_deltas.c.message_id == bindparam("p_message_id"))
+
+
+async def change(tx: Tx, message_id: str, values: dict[str, Any], *, drop_deltas: bool) -> None:
+    """Sets `values` on the locked message; `drop_deltas`: its content now holds (or replaces) its deltas."""
+    await tx.conn.execute(_CHANGE.values(values), {"p_message_id": message_id})
+    if drop_deltas:
+        await tx.conn.execute(_DROP_DELTAS, {"p_message_id": message_id})
+
+
+_STALE = (
+    "SELECT m.id, m.thread_id, t.user_id FROM messages m JOIN threads t ON t.id = m.thread_id"
+    # The literal status lets PostgreSQL use the partial index of unfinished messages.
+    " WHERE m.status = 'in_progress' AND m.active_at < :cutoff ORDER BY m.id LIMIT :lim"
+)
+# SKIP LOCKED: an instance's sweep passes over the messages another instance (or a PATCH) holds.
+_STALE_LOCKED = {
+    "postgresql": text(_STALE + " FOR UPDATE OF m SKIP LOCKED").bindparams(bindparam("cutoff", type_=UtcDateTime())),
+    "sqlite": text(_STALE).bindparams(bindparam("cutoff", type_=UtcDateTime())),
+}
+
+
+async def lock_stale(tx: Tx, cutoff: Any, limit: int) -> list[RowMapping]:
+    """Locks up to `limit` unfinished messages with no activity since `cutoff`: their id, thread_id, user_id."""
+    rows = await tx.conn.execute(_STALE_LOCKED[tx.dialect], {"cutoff": cutoff, "lim": limit})
+    return list(rows.mappings().all())

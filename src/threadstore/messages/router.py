@@ -25,8 +25,16 @@ from threadstore.http.responses import JSON, json_bytes
 from threadstore.http.streaming import NDJSON, ClosingStreamingResponse, ndjson_lines
 from threadstore.idempotency import service as idempotency
 from threadstore.idempotency.schemas import IdempotencyKeyHeader, StoredResponse
-from threadstore.messages import service
-from threadstore.messages.schemas import MessageCreate, MessageList, MessageOut
+from threadstore.messages import replies, service
+from threadstore.messages.schemas import (
+    DeltaCreate,
+    DeltaOut,
+    FeedbackPut,
+    MessageCreate,
+    MessageList,
+    MessageOut,
+    MessagePatch,
+)
 from threadstore.threads import service as threads
 
 router = APIRouter(
@@ -164,4 +172,84 @@ async def delete_message(
     thread_id: ThreadIdPath, message_id: MessageIdPath, user_id: CurrentUser, database: DatabaseDep
 ) -> Response:
     await database.write(threads.delete_branch, user_id, thread_id, message_id)
+    return Response(status_code=204)
+
+
+@router.patch(
+    "/{message_id}",
+    response_model=MessageOut,
+    operation_id="update_message",
+    description="Ends or amends an in_progress reply (status, content, finish_reason, model, usage), or merges "
+    "`metadata` in any status. A PATCH whose values all equal the stored ones changes nothing (200).",
+    responses={
+        **JSON_BODY,
+        **problem(409, "The thread is archived, or the message's status forbids the change (reason `state`)."),
+        **problem(422),
+    },
+)
+async def update_message(
+    thread_id: ThreadIdPath,
+    message_id: MessageIdPath,
+    body: MessagePatch,
+    user_id: CurrentUser,
+    database: DatabaseDep,
+    limits: LimitsDep,
+) -> Response:
+    message = await database.write(replies.patch, user_id, thread_id, message_id, body, limits)
+    return Response(json_bytes(message), media_type=JSON)
+
+
+@router.post(
+    "/{message_id}/deltas",
+    response_model=DeltaOut,
+    operation_id="append_delta",
+    description="Appends text to an in_progress reply at `offset`, the stored length the client believes in. "
+    "A retry of a stored delta changes nothing and answers as the first time.",
+    responses={
+        **JSON_BODY,
+        **problem(
+            409,
+            "`offset` is not the stored length (reason `offset`, with `length`), the message is not in_progress "
+            "or holds parts (`state`), or the thread is archived.",
+        ),
+        **problem(422, "Past the content limit, or not valid."),
+    },
+)
+async def append_delta(
+    thread_id: ThreadIdPath,
+    message_id: MessageIdPath,
+    body: DeltaCreate,
+    user_id: CurrentUser,
+    database: DatabaseDep,
+    limits: LimitsDep,
+) -> Response:
+    answer = await database.write(replies.append_delta, user_id, thread_id, message_id, body, limits)
+    return Response(json_bytes(answer), media_type=JSON)
+
+
+@router.put(
+    "/{message_id}/feedback",
+    response_model=MessageOut,
+    operation_id="put_feedback",
+    description="Sets the message's feedback, replacing any earlier one.",
+    responses={**JSON_BODY, **problem(409, "The thread is archived."), **problem(422)},
+)
+async def put_feedback(
+    thread_id: ThreadIdPath, message_id: MessageIdPath, body: FeedbackPut, user_id: CurrentUser, database: DatabaseDep
+) -> Response:
+    message = await database.write(replies.put_feedback, user_id, thread_id, message_id, body)
+    return Response(json_bytes(message), media_type=JSON)
+
+
+@router.delete(
+    "/{message_id}/feedback",
+    status_code=204,
+    operation_id="delete_feedback",
+    description="Removes the message's feedback (204 also when it had none).",
+    responses={204: {"description": "No feedback remains."}, **problem(409, "The thread is archived."), **problem(422)},
+)
+async def delete_feedback(
+    thread_id: ThreadIdPath, message_id: MessageIdPath, user_id: CurrentUser, database: DatabaseDep
+) -> Response:
+    await database.write(replies.delete_feedback, user_id, thread_id, message_id)
     return Response(status_code=204)

@@ -5,25 +5,42 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic.json_schema import SkipJsonSchema
 
 from threadstore.ids import id_pattern
-from threadstore.limits import Content, Metadata
+from threadstore.limits import NO_NUL_PATTERN, Content, Metadata, MetadataPatch
 from threadstore.timestamps import Timestamp, rfc3339
 
 Role = Literal["user", "assistant", "system", "tool"]
-
+Status = Literal["completed", "in_progress", "incomplete"]
 
 MessageId = Annotated[str, Field(pattern=id_pattern("msg"))]
+# No NUL (PostgreSQL text cannot hold it); an unpaired surrogate is the service's 422 (limits.checked_text).
+FinishReason = Annotated[str, Field(max_length=64, pattern=NO_NUL_PATTERN)]
+ModelName = Annotated[str, Field(max_length=128, pattern=NO_NUL_PATTERN)]
+TokenCount = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input_tokens: TokenCount
+    output_tokens: TokenCount
 
 
 class MessageContent(BaseModel):
-    """A message as a new thread's initial messages give it (they form a chain: no parent_id)."""
+    """A message as a new thread's initial messages give it (they form a chain: no parent_id). An
+    `in_progress` message is a reply still being generated: deltas append to it until a PATCH ends it."""
 
     model_config = ConfigDict(extra="forbid")
 
     role: Role = "user"
     content: Content
     metadata: Metadata = Field(default_factory=dict)
+    status: Literal["completed", "in_progress"] = "completed"
+    finish_reason: FinishReason | None = None
+    model: ModelName | None = None
+    usage: Usage | None = None
 
 
 class MessageCreate(MessageContent):
@@ -47,6 +64,50 @@ class MessageCreate(MessageContent):
         return data
 
 
+class MessagePatch(BaseModel):
+    """Only the fields named change. `status`, `content`, `finish_reason`, `model` and `usage` only while the
+    message is in_progress (or to the values it has); `metadata` is a merge patch, in any status."""
+
+    # A null status, content or metadata is the service's 422; SkipJsonSchema keeps null out of the document.
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["completed", "incomplete", "in_progress"] | SkipJsonSchema[None] = None
+    content: Content | SkipJsonSchema[None] = None
+    finish_reason: FinishReason | None = None
+    model: ModelName | None = None
+    usage: Usage | None = None
+    metadata: MetadataPatch | SkipJsonSchema[None] = None
+
+
+class DeltaCreate(BaseModel):
+    """`text` appended at `offset`: the length, in characters, the client believes is stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    offset: Annotated[int, Field(ge=0, le=2**31 - 1)]
+    text: Annotated[str, Field(min_length=1, max_length=65_536, pattern=NO_NUL_PATTERN)]
+
+
+class DeltaOut(BaseModel):
+    object: Literal["message.delta"]
+    message_id: MessageId
+    offset: int
+    length: int
+
+
+class FeedbackPut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rating: Literal["up", "down"]
+    comment: Annotated[str, Field(max_length=4096, pattern=NO_NUL_PATTERN)] | None = None
+
+
+class FeedbackOut(BaseModel):
+    rating: Literal["up", "down"]
+    comment: str | None
+    updated_at: Timestamp
+
+
 # The response shape, for the document: handlers serialize plain dicts for speed.
 class MessageOut(BaseModel):
     id: MessageId
@@ -61,6 +122,11 @@ class MessageOut(BaseModel):
     depth: Annotated[int, Field(ge=1)]
     sibling_index: Annotated[int, Field(ge=1)]
     sibling_count: Annotated[int, Field(ge=1)]
+    status: Status
+    finish_reason: str | None
+    model: str | None
+    usage: Usage | None
+    feedback: FeedbackOut | None
 
 
 class MessageList(BaseModel):
@@ -71,17 +137,30 @@ class MessageList(BaseModel):
 
 
 def message_json(row: Any) -> dict[str, Any]:
+    """The API's message from a row of MESSAGE_COLUMNS (or a new message's row): content in the form it was
+    stored, usage and feedback as objects."""
+    parts = row["parts"]
+    rating = row["feedback_rating"]
     return {
         "id": row["id"],
         "object": "message",
         "thread_id": row["thread_id"],
         "seq": row["seq"],
         "role": row["role"],
-        "content": row["content"],
+        "content": row["content"] if parts is None else parts,
         "metadata": row["metadata"],
         "created_at": rfc3339(row["created_at"]),
         "parent_id": row["parent_id"],
         "depth": row["depth"],
         "sibling_index": row["sibling_index"],
         "sibling_count": row["sibling_count"],
+        "status": row["status"],
+        "finish_reason": row["finish_reason"],
+        "model": row["model"],
+        "usage": None
+        if row["input_tokens"] is None
+        else {"input_tokens": row["input_tokens"], "output_tokens": row["output_tokens"]},
+        "feedback": None
+        if rating is None
+        else {"rating": rating, "comment": row["feedback_comment"], "updated_at": rfc3339(row["feedback_at"])},
     }

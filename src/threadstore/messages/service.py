@@ -16,7 +16,7 @@ from threadstore.db.outbox import MESSAGE_CREATED, Event
 from threadstore.db.unit_of_work import Database, Tx, from_replica, one_write
 from threadstore.errors import Conflict, NotFound, Unprocessable, thread_not_found
 from threadstore.ids import new_id
-from threadstore.limits import Limits
+from threadstore.limits import Limits, checked_text
 from threadstore.messages import repository
 from threadstore.messages.schemas import MessageContent, MessageCreate, message_json
 
@@ -26,20 +26,16 @@ Order = Literal["asc", "desc"]
 @one_write
 async def append(tx: Tx, user_id: str, thread_id: str, body: MessageCreate, limits: Limits) -> dict[str, Any]:
     row = _row(tx, thread_id, None, body, limits, ("body",))
-    # A finished message's content never changes, so its event refers to it instead of copying it. Where the
-    # message goes is decided by the write (the thread's row lock orders concurrent appends, so seqs are gapless
-    # and in commit order, and "after the current message" means the current one as of the commit); the event
-    # takes those values from it.
+    # Where the message goes is decided by the write (the thread's row lock orders concurrent appends, so seqs
+    # are gapless and in commit order, and "after the current message" means the current one as of the
+    # commit); the event takes those values from it.
     if body.follows_current:
         message = message_json(row | {"parent_id": None, "depth": 1, "sibling_index": 1, "sibling_count": 1})
-        event = Event(
-            user_id, thread_id, MESSAGE_CREATED, message, stored=("seq", "parent_id", "depth"), content_of=row["id"]
-        )
+        event = _created_event(user_id, row, message, ("seq", "parent_id", "depth"))
         placed = await repository.append_after_current(tx, user_id, row, event)
     else:
         message = message_json(row | {"parent_id": body.parent_id, "depth": 1, "sibling_index": 1, "sibling_count": 1})
-        stored = ("seq", "depth", "sibling_index", "sibling_count")
-        event = Event(user_id, thread_id, MESSAGE_CREATED, message, stored=stored, content_of=row["id"])
+        event = _created_event(user_id, row, message, ("seq", "depth", "sibling_index", "sibling_count"))
         placed = await repository.append_child(tx, user_id, row, body.parent_id, event)
     if placed is None:
         status = await repository.thread_status(tx, user_id, thread_id)
@@ -73,15 +69,41 @@ def initial_rows(tx: Tx, thread_id: str, initial: Sequence[MessageContent], limi
 def _row(
     tx: Tx, thread_id: str, seq: int | None, body: MessageContent, limits: Limits, loc: tuple[str | int, ...]
 ) -> dict[str, Any]:
+    in_progress = body.status == "in_progress"
+    content = limits.content(body.content, (*loc, "content"), empty=in_progress)
     return {
         "id": new_id("msg"),
         "thread_id": thread_id,
         "seq": seq,
         "role": body.role,
-        "content": limits.content(body.content, (*loc, "content")),
+        "content": content,
         "metadata": limits.metadata(body.metadata, (*loc, "metadata")),
         "created_at": tx.now,
+        "status": body.status,
+        "finish_reason": _text(body.finish_reason, (*loc, "finish_reason")),
+        "model": _text(body.model, (*loc, "model")),
+        "input_tokens": body.usage.input_tokens if body.usage is not None else None,
+        "output_tokens": body.usage.output_tokens if body.usage is not None else None,
+        "parts": None,
+        "content_length": len(content),
+        # An unfinished reply is active from its creation: the stale sweep counts from here.
+        "active_at": tx.now if in_progress else None,
+        "feedback_rating": None,
+        "feedback_comment": None,
+        "feedback_at": None,
     }
+
+
+def _text(value: str | None, loc: tuple[str | int, ...]) -> str | None:
+    return None if value is None else checked_text(value, loc)
+
+
+def _created_event(user_id: str, row: dict[str, Any], message: dict[str, Any], stored: tuple[str, ...]) -> Event:
+    """A finished message's text never changes, so its event refers to it instead of copying it; an unfinished
+    one's grows (or is replaced), so its event carries the text as it is now and is erased with the message."""
+    if row["status"] != "in_progress" and row["parts"] is None:
+        return Event(user_id, row["thread_id"], MESSAGE_CREATED, message, stored=stored, content_of=row["id"])
+    return Event(user_id, row["thread_id"], MESSAGE_CREATED, message, stored=stored, message_id=row["id"])
 
 
 @dataclass(frozen=True)

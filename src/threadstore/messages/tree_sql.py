@@ -21,10 +21,27 @@ from __future__ import annotations
 import re
 from functools import cache
 
+# A message's content as the API shows it: an unfinished reply's stored text and then its deltas in order
+# (message_deltas); only such a message pays for the probe. `__CONTENT__` is replaced per dialect (`for_dialect`).
 MESSAGE_COLUMNS = (
-    "m.id, m.thread_id, m.seq, m.role, m.content, m.metadata, m.created_at,"
-    " m.parent_id, m.depth, m.sibling_index, m.branch_id"
+    "m.id, m.thread_id, m.seq, m.role, __CONTENT__ AS content, m.metadata, m.created_at,"
+    " m.parent_id, m.depth, m.sibling_index, m.branch_id, m.status, m.finish_reason, m.model, m.input_tokens,"
+    " m.output_tokens, m.parts, m.feedback_rating, m.feedback_comment, m.feedback_at"
 )
+_DELTAS = {
+    "postgresql": "(SELECT string_agg(md.text, '' ORDER BY md.start) FROM message_deltas md"
+    " WHERE md.message_id = m.id)",
+    # SQLite before 3.44 has no ORDER BY in an aggregate: group_concat over an ordered subquery.
+    "sqlite": "(SELECT group_concat(md.text, '') FROM"
+    " (SELECT text FROM message_deltas WHERE message_id = m.id ORDER BY start) AS md)",
+}
+
+
+def for_dialect(sql: str, dialect: str) -> str:
+    """`sql` with the content expression of `dialect`."""
+    grown = f"m.content || coalesce({_DELTAS[dialect]}, '')"
+    return sql.replace("__CONTENT__", f"CASE WHEN m.status = 'in_progress' THEN {grown} ELSE m.content END")
+
 
 _P = {
     "asc": """
@@ -294,9 +311,11 @@ nb AS (INSERT INTO branches (id, thread_id, parent_branch_id, fork_depth, siblin
               CASE WHEN {_JUMPS} THEN par.jj_fork_depth ELSE par.fork_depth END
        FROM pos, par, t RETURNING id),
 w AS (INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at, branch_id, depth, parent_id,
-                            sibling_index)
+                            sibling_index, status, finish_reason, model, input_tokens, output_tokens, parts,
+                            content_length, active_at)
       SELECT :id, :thread, t.seq, :role, :content, :metadata, :now, pos.branch_id, pos.depth, :parent,
-             pos.sibling_index
+             pos.sibling_index, :status, :finish_reason, :model, :input_tokens, :output_tokens, :parts,
+             :content_length, :active_at
       FROM pos, t RETURNING seq, depth, sibling_index, (SELECT sibling_count FROM pos) AS sibling_count)"""
     for kind, position in _PARENT_POSITION.items()
 }
@@ -346,23 +365,30 @@ _FORK_PATH = """seg(id, parent_branch_id, fork_depth, hi) AS (
     SELECT b.id, b.parent_branch_id, b.fork_depth, seg.fork_depth
     FROM seg JOIN branches b ON b.id = seg.parent_branch_id
 )"""
+# A copy is finished: an unfinished reply is copied as it stands, `incomplete`. Feedback stays with the original.
 _COPIED = "INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at, branch_id, depth, parent_id,"
-_COPIED += " sibling_index)"
+_COPIED += " sibling_index, status, finish_reason, model, input_tokens, output_tokens, parts)"
+_COPIED_COLUMNS = (
+    "__CONTENT__ AS content, m.metadata, m.created_at,"
+    " CASE WHEN m.status = 'in_progress' THEN 'incomplete' ELSE m.status END AS status,"
+    " m.finish_reason, m.model, m.input_tokens, m.output_tokens, m.parts"
+)
+_COPIED_VALUES = "status, finish_reason, model, input_tokens, output_tokens, parts"
 COPY_PATH = {
     "postgresql": f"""WITH RECURSIVE {_FORK_PATH},
-src AS (SELECT m.depth, m.role, m.content, m.metadata, m.created_at,
+src AS (SELECT m.depth, m.role, {_COPIED_COLUMNS},
                'msg_' || left(translate(encode(uuid_send(gen_random_uuid()), 'base64'), '+/', '-_'), 22) AS new_id
         FROM seg JOIN messages m ON m.branch_id = seg.id AND m.depth > seg.fork_depth AND m.depth <= seg.hi),
 cm AS ({_COPIED}
        SELECT src.new_id, :new_thread, src.depth, src.role, src.content, src.metadata, src.created_at, :trunk,
-              src.depth, lag(src.new_id) OVER (ORDER BY src.depth), 1
+              src.depth, lag(src.new_id) OVER (ORDER BY src.depth), 1, {_COPIED_VALUES}
        FROM src RETURNING id, seq, created_at)
 SELECT cm.id, cm.seq, cm.created_at FROM cm ORDER BY cm.seq DESC LIMIT 1""",
     "sqlite": f"""WITH RECURSIVE {_FORK_PATH},
-src AS MATERIALIZED (SELECT ts_new_id('msg') AS new_id, m.depth, m.role, m.content, m.metadata, m.created_at
+src AS MATERIALIZED (SELECT ts_new_id('msg') AS new_id, m.depth, m.role, {_COPIED_COLUMNS}
         FROM seg JOIN messages m ON m.branch_id = seg.id AND m.depth > seg.fork_depth AND m.depth <= seg.hi)
 {_COPIED}
 SELECT new_id, :new_thread, depth, role, content, metadata, created_at, :trunk, depth,
-       lag(new_id) OVER (ORDER BY depth), 1 FROM src ORDER BY depth""",
+       lag(new_id) OVER (ORDER BY depth), 1, {_COPIED_VALUES} FROM src ORDER BY depth""",
 }
 LAST_COPIED = "SELECT id, seq, created_at FROM messages WHERE thread_id = :new_thread ORDER BY seq DESC LIMIT 1"

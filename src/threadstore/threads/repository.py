@@ -13,6 +13,7 @@ from sqlalchemy import (
     CTE,
     BindParameter,
     ColumnElement,
+    DateTime,
     Integer,
     Select,
     Text,
@@ -73,7 +74,23 @@ _INSERT_PG = insert(threads).values(
     _THREAD_VALUES | {"current_branch_id": literal_column("nextval(pg_get_serial_sequence('branches', 'id'))")}
 )
 _INSERT_MESSAGES = insert(messages)
-_ARRAYS = ("id", "seq", "role", "content", "metadata", "parent_id")
+_ARRAYS = (
+    "id",
+    "seq",
+    "role",
+    "content",
+    "metadata",
+    "parent_id",
+    "status",
+    "finish_reason",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "parts",
+    "content_length",
+    "active_at",
+)
+_JSON_ARRAYS = ("metadata", "parts")
 _MESSAGE_ARRAYS = (
     func.unnest(*(bindparam(f"m_{name}", type_=ARRAY(Text)) for name in _ARRAYS))
     .table_valued(*_ARRAYS)
@@ -102,6 +119,14 @@ def _trunk_and_messages(written: CTE, with_messages: bool) -> tuple[CTE, ...]:
             "depth",
             "parent_id",
             "sibling_index",
+            "status",
+            "finish_reason",
+            "model",
+            "input_tokens",
+            "output_tokens",
+            "parts",
+            "content_length",
+            "active_at",
         ],
         select(
             _MESSAGE_ARRAYS.c.id,
@@ -115,6 +140,14 @@ def _trunk_and_messages(written: CTE, with_messages: bool) -> tuple[CTE, ...]:
             seq,
             _MESSAGE_ARRAYS.c.parent_id,
             literal(1),
+            _MESSAGE_ARRAYS.c.status,
+            _MESSAGE_ARRAYS.c.finish_reason,
+            _MESSAGE_ARRAYS.c.model,
+            _MESSAGE_ARRAYS.c.input_tokens.cast(Integer),
+            _MESSAGE_ARRAYS.c.output_tokens.cast(Integer),
+            _MESSAGE_ARRAYS.c.parts.cast(JSONB),
+            _MESSAGE_ARRAYS.c.content_length.cast(Integer),
+            _MESSAGE_ARRAYS.c.active_at.cast(DateTime(timezone=True)),
         ).select_from(written.join(_MESSAGE_ARRAYS, true())),  # the one new thread, with each of its messages
     )
     return trunk.cte("trunk"), initial.cte("m")
@@ -177,10 +210,7 @@ async def insert_thread(tx: Tx, values: dict[str, Any], message_rows: Sequence[d
         if not message_rows:
             await _CREATE_PG.execute(tx, params, event)
             return
-        for name in ("id", "seq", "role", "content"):
-            params[f"m_{name}"] = [str(row[name]) for row in message_rows]
-        params["m_metadata"] = [orjson.dumps(row["metadata"]).decode() for row in message_rows]
-        params["m_parent_id"] = [row["parent_id"] for row in message_rows]
+        params |= {f"m_{name}": [_as_text(row[name], name) for row in message_rows] for name in _ARRAYS}
         await _CREATE_WITH_MESSAGES_PG.execute(tx, params, event)
         return
     # SQLite cannot put writes in a CTE; its transaction makes them one change. The trunk goes first (its
@@ -188,7 +218,7 @@ async def insert_thread(tx: Tx, values: dict[str, Any], message_rows: Sequence[d
     trunk = (await tx.conn.execute(_TRUNK_SQLITE, params)).scalar_one()
     await _CREATE_SQLITE.execute(tx, params | {"t_current_branch_id": trunk}, event)
     if message_rows:
-        await tx.conn.execute(_INSERT_MESSAGES, [dict(row) | {"branch_id": trunk} for row in message_rows])
+        await tx.conn.execute(_INSERT_MESSAGES, [_stored(row) | {"branch_id": trunk} for row in message_rows])
 
 
 async def list_page(
@@ -308,3 +338,17 @@ async def delete_owned(tx: Tx, user_id: str, thread_id: str, event: Event) -> bo
     if not storable(user_id, thread_id):
         return False
     return await _DELETE.execute(tx, {"p_id": thread_id, "p_user": user_id}, event) is not None
+
+
+def _stored(row: dict[str, Any]) -> dict[str, Any]:
+    """A new message's row as its columns take it."""
+    return {name: value for name, value in row.items() if name in messages.c}
+
+
+def _as_text(value: Any, name: str) -> str | None:
+    """A value of the initial messages' text arrays, which the statement casts to the column's type."""
+    if value is None:
+        return None
+    if name in _JSON_ARRAYS:
+        return orjson.dumps(value).decode()
+    return value.isoformat() if isinstance(value, datetime) else str(value)

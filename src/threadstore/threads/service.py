@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from sqlalchemy.engine import RowMapping
 
 from threadstore import cursors
@@ -18,9 +17,9 @@ from threadstore.events import service as events
 from threadstore.idempotency import service as idempotency
 from threadstore.ids import new_id
 from threadstore.limits import Limits
+from threadstore.merge_patch import merge_patch, same_json
 from threadstore.messages import service as messages
 from threadstore.threads import repository
-from threadstore.threads.merge_patch import merge_patch
 from threadstore.threads.schemas import ThreadCreate, ThreadFork, ThreadPatch, thread_json
 
 
@@ -115,7 +114,7 @@ async def patch(
     if "metadata" in fields and body.metadata is not None:
         merged = merge_patch(row["metadata"], body.metadata)
         limits.metadata(merged, ("body", "metadata"), kept=row["metadata"].keys())
-        if not _same_json(merged, row["metadata"]):
+        if not same_json(merged, row["metadata"]):
             changes["metadata"] = merged
     if "current_message_id" in fields:
         changes |= await _current_change(tx, user_id, row, body.current_message_id)
@@ -298,9 +297,3 @@ async def _change(tx: Tx, user_id: str, row: RowMapping, changes: dict[str, Any]
     event = Event(user_id, row["id"], THREAD_UPDATED, thread, stored="metadata")
     stored = await repository.update_at_version(tx, user_id, row["id"], changes, row["version"], event)
     return thread | {"metadata": stored}
-
-
-def _same_json(a: Any, b: Any) -> bool:
-    # Not `a == b`: Python holds True == 1 and 0 == False, so a change of JSON type would go unseen.
-    option = orjson.OPT_SORT_KEYS
-    return orjson.dumps(a, option=option) == orjson.dumps(b, option=option)
