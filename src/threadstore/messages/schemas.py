@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+)
+from pydantic_core import PydanticCustomError
 
 from threadstore.ids import id_pattern
 from threadstore.limits import Content, Metadata
+from threadstore.messages import parts
+from threadstore.messages.parts import Part, Parts, StoredPart
 from threadstore.timestamps import Timestamp, rfc3339
 
 Role = Literal["user", "assistant", "system", "tool"]
@@ -16,14 +28,42 @@ Role = Literal["user", "assistant", "system", "tool"]
 MessageId = Annotated[str, Field(pattern=id_pattern("msg"))]
 
 
+def _content(value: Any) -> str | list[Part]:
+    # A string is judged by Limits.content in the service (its limit is a setting), parts here by their shape.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return parts.validate(value)
+    raise PydanticCustomError("content_type", "content must be a string or an array of parts")
+
+
+StructuredContent = Annotated[
+    str | list[Part],
+    PlainValidator(_content, json_schema_input_type=Content | Parts),
+    Field(
+        description='A string, or an array of parts (API.md, "Structured content"). The content limit counts '
+        "every string value of every part but `type`, together; a `tool` message carries `tool_result` parts "
+        "only. Either is 422."
+    ),
+]
+
+
 class MessageContent(BaseModel):
     """A message as a new thread's initial messages give it (they form a chain: no parent_id)."""
 
     model_config = ConfigDict(extra="forbid")
 
     role: Role = "user"
-    content: Content
+    content: StructuredContent
     metadata: Metadata = Field(default_factory=dict)
+
+    @field_validator("content")
+    @classmethod
+    def _parts_fit_the_role(cls, content: str | list[Part], info: ValidationInfo) -> str | list[Part]:
+        # `role` is declared first, so it is validated (and present, unless it failed) by now.
+        if isinstance(content, list):
+            parts.check_role(info.data.get("role", "user"), content)
+        return content
 
 
 class MessageCreate(MessageContent):
@@ -54,7 +94,7 @@ class MessageOut(BaseModel):
     thread_id: Annotated[str, Field(pattern=id_pattern("thr"))]
     seq: Annotated[int, Field(ge=1)]
     role: Role
-    content: str
+    content: str | list[StoredPart]
     metadata: dict[str, Any]
     created_at: Timestamp
     parent_id: MessageId | None
