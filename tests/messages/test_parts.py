@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ from pydantic import ValidationError
 
 from tests.conftest import Api, Factory
 from tests.http.problems import assert_problem, message_count
+from tests.http.test_openapi import document
 from threadstore.messages.parts import MAX_PARTS, characters, text_of, validate, wire
 
 # Valid requests are refused at storage until the parts column exists; the lead removes the mark on merging.
@@ -60,6 +63,10 @@ ACCEPTED: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"type": "file", "url": "data:text/plain,hi", "name": None, "mime_type": None},
     ),
 }
+
+
+ACCEPTED_TYPES = ["text", "reasoning", "tool_call", "tool_result", "image", "file"]
+assert {sent["type"] for sent, _ in ACCEPTED.values()} == set(ACCEPTED_TYPES)
 
 
 def messages_url(thread: dict[str, Any]) -> str:
@@ -446,3 +453,45 @@ def test_validate_names_the_index_and_field_without_the_union_or_its_tag() -> No
     with pytest.raises(ValidationError) as failed:
         validate([{"type": "text", "text": "a"}, {"type": "file", "url": "https://x", "size": 3}])
     assert [error["loc"] for error in failed.value.errors()] == [(1, "size")]
+
+
+# --- the OpenAPI document ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def schemas(tmp_path: Path) -> dict[str, Any]:
+    found: dict[str, Any] = document(tmp_path)["components"]["schemas"]
+    return found
+
+
+def test_the_document_offers_content_as_a_string_or_an_array_of_the_six_parts(schemas: dict[str, Any]) -> None:
+    for model in ("MessageCreate", "MessageContent"):
+        string, array = schemas[model]["properties"]["content"]["anyOf"]
+        assert string == {"$ref": "#/components/schemas/Content"}
+        assert array["minItems"] == 1 and array["maxItems"] == MAX_PARTS
+        assert set(array["items"]["discriminator"]["mapping"]) == set(ACCEPTED_TYPES)
+    for name in ("TextPart", "ReasoningPart", "ToolCallPart", "ToolResultPart", "ImagePart", "FilePart"):
+        assert schemas[name]["additionalProperties"] is False
+
+
+def test_the_document_says_a_returned_part_has_every_field(schemas: dict[str, Any]) -> None:
+    [_, array] = schemas["MessageOut"]["properties"]["content"]["anyOf"]
+    returned = {t: ref.rsplit("/", 1)[1] for t, ref in array["items"]["discriminator"]["mapping"].items()}
+    assert set(schemas[returned["file"]]["required"]) == {"type", "url", "name", "mime_type"}
+    assert set(schemas[returned["tool_result"]]["required"]) == {"type", "tool_call_id", "content", "is_error"}
+    assert set(schemas["ToolResultPart"]["required"]) == {"type", "tool_call_id", "content"}  # as sent
+
+
+URLS = [*BAD_URLS, "https://a", "http://a", "data:", "data:,x", "Data:text/plain,x", "hTTpS://a", "https://a\x00"]
+
+
+def test_the_url_pattern_accepts_exactly_the_urls_the_server_accepts(schemas: dict[str, Any]) -> None:
+    pattern = re.compile(schemas["ImagePart"]["properties"]["url"]["pattern"])
+    assert schemas["FilePart"]["properties"]["url"]["pattern"] == pattern.pattern
+    for url in URLS:
+        try:
+            validate([{"type": "image", "url": url}])
+            accepted = True
+        except ValidationError:
+            accepted = False
+        assert bool(pattern.search(url)) is accepted, repr(url)

@@ -26,6 +26,7 @@ _SCHEME = "(?:[Hh][Tt][Tt][Pp][Ss]?://|[Dd][Aa][Tt][Aa]:)"
 _URL_START = re.compile(_SCHEME)
 URL_PATTERN = f"^{_SCHEME}[^\\u0000]*$"
 URL_MESSAGE = "url must start with https://, http:// or data:"
+TOOL_MESSAGE = "a tool message carries tool_result parts only"
 
 
 def _plain(value: str) -> str:
@@ -184,7 +185,7 @@ def check_role(role: str, parts: Sequence[Part]) -> None:
     if role != "tool":
         return
     errors = [
-        _error((index, "type"), "tool_message_part", "a tool message carries tool_result parts only", part.type)
+        _error((index, "type"), "tool_message_part", TOOL_MESSAGE, part.type)
         for index, part in enumerate(parts)
         if not isinstance(part, ToolResultPart)
     ]
