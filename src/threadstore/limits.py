@@ -5,9 +5,9 @@ document gives for it, from the same numbers, so the document states what this s
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeVar
 
 import orjson
 from pydantic import AfterValidator, StrictStr, WithJsonSchema
@@ -17,6 +17,15 @@ from threadstore.config import Settings
 from threadstore.errors import Unprocessable
 
 Loc = tuple[str | int, ...]
+
+
+class Counted(Protocol):
+    """A part of structured content (messages/parts.py), as the content limit sees it."""
+
+    def characters(self) -> int: ...
+
+
+C = TypeVar("C", bound=str | Sequence[Counted])
 
 
 def _reject(loc: Loc, msg: str) -> Unprocessable:
@@ -73,11 +82,18 @@ class Limits:
             raise _reject(loc, f"metadata may be at most {self.metadata_bytes} bytes serialized")
         return value
 
-    def content(self, value: str, loc: Loc, *, empty: bool = False) -> str:
-        """`empty`: "" is allowed (an in_progress reply starts so)."""
+    def content(self, value: C, loc: Loc, *, empty: bool = False) -> C:
+        """A string, or the parts of structured content: then every string of every part but its type counts,
+        together (their shape, NUL and surrogates included, is checked where they are parsed). `empty`: a
+        string may be "" (an in_progress reply starts so)."""
+        if not isinstance(value, str):
+            if not 1 <= sum(part.characters() for part in value) <= self.content_chars:
+                raise _reject(loc, f"{PARTS_CONTENT_MESSAGE} 1 to {self.content_chars} characters")
+            return value
         if not (0 if empty else 1) <= len(value) <= self.content_chars:
             raise _reject(loc, f"content must be 1 to {self.content_chars} characters")
-        return checked_text(value, loc)
+        checked_text(value, loc)
+        return value
 
     def content_growth(self, length: int, loc: Loc) -> None:
         """A delta that would make the content `length` characters long."""
@@ -161,6 +177,7 @@ def disguise_message(what: str, character: str) -> str:
     )
 
 
+PARTS_CONTENT_MESSAGE = "the strings of all parts but their type must hold, together,"
 NUL_MESSAGE = "text must not contain the NUL character (U+0000)"
 NO_NUL_PATTERN = "^[^\\u0000]*$"
 

@@ -18,6 +18,8 @@ import schemathesis
 from schemathesis.openapi.checks import RejectedPositiveData
 
 from threadstore.idempotency.schemas import KEY_PATTERN
+from threadstore.limits import PARTS_CONTENT_MESSAGE
+from threadstore.messages.parts import TOOL_MESSAGE
 
 _VALID_KEY = re.compile(KEY_PATTERN)
 _cases = itertools.count(1)
@@ -55,8 +57,32 @@ STATEFUL_REJECTIONS = {
 _TAG_CHARACTER_FOUND = re.compile(r"\(U\+E00[0-7][0-9A-F] found\)$")
 
 
+# Structured content (API.md, "Structured content"): the content limit counts the strings of all parts together,
+# and a tool message carries tool_result parts only. JSON Schema cannot sum lengths across an array, and the
+# document says the role rule in words rather than as an if/then the generators may not honour.
+def _said_of_parts(loc: tuple[Any, ...], msg: str) -> bool:
+    if msg.startswith(PARTS_CONTENT_MESSAGE):
+        return loc[-1:] == ("content",)
+    return msg == TOOL_MESSAGE and loc[-1:] == ("type",) and "content" in loc
+
+
+# Empty content (API.md, version 2): "" starts an in_progress reply and is 422 in any other message. The
+# document allows "" in `Content` and says in words when; JSON Schema could say it only with an if/then over
+# the sibling `status`, which the generators do not honour.
+_EMPTY_CONTENT = re.compile(r"^content must be 1 to \d+ characters$")
+
+
+def _said_of_empty_content(loc: tuple[Any, ...], msg: str) -> bool:
+    return loc[-1:] == ("content",) and _EMPTY_CONTENT.match(msg) is not None
+
+
 def _said_in_words(error: tuple[tuple[Any, ...], str]) -> bool:
-    return error in STATEFUL_REJECTIONS or _TAG_CHARACTER_FOUND.search(error[1]) is not None
+    return (
+        error in STATEFUL_REJECTIONS
+        or _TAG_CHARACTER_FOUND.search(error[1]) is not None
+        or _said_of_parts(*error)
+        or _said_of_empty_content(*error)
+    )
 
 
 @schemathesis.hook

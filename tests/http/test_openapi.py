@@ -156,7 +156,10 @@ def test_the_request_limits_are_this_servers_configured_ones(tmp_path: Path) -> 
     assert schemas["Metadata"]["propertyNames"].items() >= {"minLength": 1, "maxLength": 5}.items()
     assert schemas["InitialMessages"]["maxItems"] == 7
     assert schemas["Title"]["pattern"] == title_pattern(10)
-    assert schemas["MessageCreate"]["properties"]["content"]["$ref"] == "#/components/schemas/Content"
+    # API.md version 2: content is a string (the configured limit) or an array of parts
+    string, array = schemas["MessageCreate"]["properties"]["content"]["anyOf"]
+    assert string == {"$ref": "#/components/schemas/Content"}
+    assert array.items() >= {"type": "array", "minItems": 1, "maxItems": 100}.items()
 
 
 def test_every_reference_resolves(doc: dict[str, Any]) -> None:

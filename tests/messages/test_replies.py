@@ -324,3 +324,43 @@ async def test_deleting_a_reply_erases_its_deltas_and_the_events_holding_its_tex
     await api.in_process.state.event_publisher.publish_all(force=True)
     page = await api.database.read(delivered)
     assert [e.type for e in page.events] == ["thread.created", "message.deleted", "thread.updated"]
+
+
+async def test_a_reply_that_ends_with_tool_calls_sets_its_parts_in_the_closing_patch(
+    api: Api, user: str, create_thread: Factory
+) -> None:
+    tid = (await create_thread())["id"]
+    reply = await start_reply(api, user, tid)
+    await delta(api, user, tid, reply["id"], 0, "Let me check the weather.")
+    final = [
+        {"type": "text", "text": "Let me check the weather."},
+        {"type": "tool_call", "id": "call_1", "name": "weather", "arguments": '{"city": "Oslo"}'},
+    ]
+    closing = {"status": "completed", "finish_reason": "tool_calls", "content": final}
+    response = await patch(api, user, tid, reply["id"], **closing)
+    assert response.status_code == 200, response.text
+    ended = response.json()
+    assert ended["content"] == final and ended["status"] == "completed"
+    assert (await patch(api, user, tid, reply["id"], **closing)).json() == ended  # a retry: no change
+    assert assert_problem(await delta(api, user, tid, reply["id"], 25, "x"), 409)["reason"] == "state"
+    updated = [data for kind, data in await recorded_events(api, user) if kind == "message.updated"]
+    assert updated == [ended]
+    # A tool's answer goes in a tool message, whose parts are tool results only.
+    result = await start_reply(api, user, tid, role="tool")
+    bad = await patch(api, user, tid, result["id"], content=[{"type": "text", "text": "sunny"}])
+    assert_validation_error(bad, "content", 0, "type")
+    answer = [{"type": "tool_result", "tool_call_id": "call_1", "content": "sunny"}]
+    good = await patch(api, user, tid, result["id"], content=answer, status="completed")
+    assert good.status_code == 200 and good.json()["content"][0]["is_error"] is False
+
+
+async def test_deltas_do_not_apply_to_a_reply_whose_content_is_parts(
+    api: Api, user: str, create_thread: Factory
+) -> None:
+    tid = (await create_thread())["id"]
+    reply = await start_reply(api, user, tid, [{"type": "reasoning", "text": "thinking"}])
+    assert reply["content"] == [{"type": "reasoning", "text": "thinking"}]
+    assert assert_problem(await delta(api, user, tid, reply["id"], 8, "x"), 409)["reason"] == "state"
+    # Its event carries the parts (not the text column), and so does the list.
+    created = [data for kind, data in await recorded_events(api, user) if kind == "message.created"]
+    assert created[-1]["content"] == reply["content"]

@@ -18,9 +18,10 @@ from threadstore.db.unit_of_work import Tx, one_write
 from threadstore.errors import Conflict, Unprocessable, thread_not_found
 from threadstore.limits import Limits, checked_text
 from threadstore.merge_patch import merge_patch, same_json
-from threadstore.messages import repository
+from threadstore.messages import parts, repository
+from threadstore.messages.parts import Part
 from threadstore.messages.schemas import DeltaCreate, FeedbackPut, MessagePatch, message_json
-from threadstore.messages.service import message_not_found
+from threadstore.messages.service import message_not_found, stored_content
 
 # The stale sweep ends at most this many replies per unit of work.
 STALE_BATCH = 100
@@ -73,9 +74,11 @@ async def patch(
     if body.status is not None and body.status != row["status"]:
         changes["status"] = body.status
     if body.content is not None:
-        content = limits.content(body.content, ("body", "content"), empty=True)
-        if row["parts"] is not None or content != row["content"]:
-            changes |= {"content": content, "parts": None, "content_length": len(content)}
+        if isinstance(body.content, list) and row["role"] == "tool":
+            _tool_result_parts_only(body.content)
+        text, stored_parts = stored_content(limits.content(body.content, ("body", "content"), empty=True))
+        if not same_json(row["parts"], stored_parts) or (stored_parts is None and text != row["content"]):
+            changes |= {"content": text, "parts": stored_parts, "content_length": len(text)}
     if "finish_reason" in fields:
         _set(changes, row, "finish_reason", _text(body.finish_reason, ("body", "finish_reason")))
     if "model" in fields:
@@ -165,6 +168,17 @@ async def _change(tx: Tx, user_id: str, row: Any, changes: dict[str, Any], *, ac
         event = Event(user_id, row["thread_id"], MESSAGE_UPDATED, message, message_id=row["id"])
     await record(tx, event)
     return message
+
+
+def _tool_result_parts_only(content: list[Part]) -> None:
+    """A tool message's parts (the create checks this in its request model, where the role is known)."""
+    errors = [
+        {"loc": ["body", "content", index, "type"], "msg": parts.TOOL_MESSAGE}
+        for index, part in enumerate(content)
+        if part.type != "tool_result"
+    ]
+    if errors:
+        raise Unprocessable("The request is not valid.", errors=errors)
 
 
 def _set(changes: dict[str, Any], row: Any, name: str, value: Any) -> None:

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+)
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from threadstore.ids import id_pattern
 from threadstore.limits import NO_NUL_PATTERN, Content, Metadata, MetadataPatch
+from threadstore.messages import parts
+from threadstore.messages.parts import Part, Parts, StoredPart
 from threadstore.timestamps import Timestamp, rfc3339
 
 Role = Literal["user", "assistant", "system", "tool"]
@@ -28,6 +40,26 @@ class Usage(BaseModel):
     output_tokens: TokenCount
 
 
+def _content(value: Any) -> str | list[Part]:
+    # A string is judged by Limits.content in the service (its limit is a setting), parts here by their shape.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return parts.validate(value)
+    raise PydanticCustomError("content_type", "content must be a string or an array of parts")
+
+
+StructuredContent = Annotated[
+    str | list[Part],
+    PlainValidator(_content, json_schema_input_type=Content | Parts),
+    Field(
+        description='A string, or an array of parts (API.md, "Structured content"). The content limit counts '
+        "every string value of every part but `type`, together; a `tool` message carries `tool_result` parts "
+        "only. Either is 422."
+    ),
+]
+
+
 class MessageContent(BaseModel):
     """A message as a new thread's initial messages give it (they form a chain: no parent_id). An
     `in_progress` message is a reply still being generated: deltas append to it until a PATCH ends it."""
@@ -35,12 +67,20 @@ class MessageContent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role = "user"
-    content: Content
+    content: StructuredContent
     metadata: Metadata = Field(default_factory=dict)
     status: Literal["completed", "in_progress"] = "completed"
     finish_reason: FinishReason | None = None
     model: ModelName | None = None
     usage: Usage | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _parts_fit_the_role(cls, content: str | list[Part], info: ValidationInfo) -> str | list[Part]:
+        # `role` is declared first, so it is validated (and present, unless it failed) by now.
+        if isinstance(content, list):
+            parts.check_role(info.data.get("role", "user"), content)
+        return content
 
 
 class MessageCreate(MessageContent):
@@ -72,7 +112,7 @@ class MessagePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Literal["completed", "incomplete", "in_progress"] | SkipJsonSchema[None] = None
-    content: Content | SkipJsonSchema[None] = None
+    content: StructuredContent | SkipJsonSchema[None] = None
     finish_reason: FinishReason | None = None
     model: ModelName | None = None
     usage: Usage | None = None
@@ -115,7 +155,7 @@ class MessageOut(BaseModel):
     thread_id: Annotated[str, Field(pattern=id_pattern("thr"))]
     seq: Annotated[int, Field(ge=1)]
     role: Role
-    content: str
+    content: str | list[StoredPart]
     metadata: dict[str, Any]
     created_at: Timestamp
     parent_id: MessageId | None

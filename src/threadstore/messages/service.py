@@ -17,7 +17,8 @@ from threadstore.db.unit_of_work import Database, Tx, from_replica, one_write
 from threadstore.errors import Conflict, NotFound, Unprocessable, thread_not_found
 from threadstore.ids import new_id
 from threadstore.limits import Limits, checked_text
-from threadstore.messages import repository
+from threadstore.messages import parts, repository
+from threadstore.messages.parts import Part
 from threadstore.messages.schemas import MessageContent, MessageCreate, message_json
 
 Order = Literal["asc", "desc"]
@@ -70,7 +71,7 @@ def _row(
     tx: Tx, thread_id: str, seq: int | None, body: MessageContent, limits: Limits, loc: tuple[str | int, ...]
 ) -> dict[str, Any]:
     in_progress = body.status == "in_progress"
-    content = limits.content(body.content, (*loc, "content"), empty=in_progress)
+    content, stored_parts = stored_content(limits.content(body.content, (*loc, "content"), empty=in_progress))
     return {
         "id": new_id("msg"),
         "thread_id": thread_id,
@@ -84,7 +85,7 @@ def _row(
         "model": _text(body.model, (*loc, "model")),
         "input_tokens": body.usage.input_tokens if body.usage is not None else None,
         "output_tokens": body.usage.output_tokens if body.usage is not None else None,
-        "parts": None,
+        "parts": stored_parts,
         "content_length": len(content),
         # An unfinished reply is active from its creation: the stale sweep counts from here.
         "active_at": tx.now if in_progress else None,
@@ -92,6 +93,14 @@ def _row(
         "feedback_comment": None,
         "feedback_at": None,
     }
+
+
+def stored_content(content: str | list[Part]) -> tuple[str, list[dict[str, Any]] | None]:
+    """The text column and the parts column of checked content: parts are stored as returned, and their text
+    parts' text goes in the text column, which auto-rename (and search) read."""
+    if isinstance(content, str):
+        return content, None
+    return parts.text_of(content), parts.wire(content)
 
 
 def _text(value: str | None, loc: tuple[str | int, ...]) -> str | None:
