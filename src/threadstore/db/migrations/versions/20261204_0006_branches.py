@@ -20,8 +20,9 @@ Three steps, so that the previous version may keep serving throughout (§4.1):
 
 An interrupted run (a crash, a lost connection) has committed step 1 and some batches, but not the revision's
 stamp: the next run finds `branches`, skips step 1 and goes on with the threads left (`current_branch_id IS
-NULL` is the work left), then finishes. Migration 0007, once no instance of the previous version runs, drops
-the triggers (and may run the idempotency fill again for keyed appends the previous version stored after this).
+NULL` is the work left), then finishes. A later migration (not 0007), once no instance of the previous version
+runs, drops the triggers (and may run the idempotency fill again for keyed appends the previous version stored
+after this).
 """
 
 from __future__ import annotations
