@@ -595,3 +595,33 @@ async def test_0006_names_the_message_of_stored_appends_and_of_raw_message_event
             assert json.loads(event_body.decode(bytes(event.body), event.member, event.content)) == json.loads(original)
         finally:
             await engine.dispose()
+
+
+async def test_0007_leaves_every_message_completed_and_adds_only_without_a_rewrite(
+    backend: Backend, pg_server: PgServer | None, tmp_path: Path
+) -> None:
+    """Streamed replies: messages written before 0007 come out `completed`, without finish_reason, model, usage,
+    parts, or feedback; and 0007 goes down and up again."""
+    async with fresh_database(backend.name, pg_server, tmp_path, migrated=False) as fresh:
+        engine = create_async_engine(fresh.url, poolclass=NullPool)
+        try:
+            await _step(engine, "0005")
+            async with engine.begin() as conn:
+                await _v1_thread(conn, "thr_a", 3)
+            await _step(engine, "0006")
+            await _step(engine, "head")
+            columns = "status, finish_reason, model, input_tokens, output_tokens, parts, feedback_rating, active_at"
+            async with engine.connect() as conn:
+                rows = (await conn.execute(text(f"SELECT {columns} FROM messages ORDER BY seq"))).all()
+                assert [tuple(r) for r in rows] == [("completed", None, None, None, None, None, None, None)] * 3
+                deltas = (await conn.execute(text("SELECT count(*) FROM message_deltas"))).scalar_one()
+                assert deltas == 0
+            await _step(engine, "0006", down=True)
+            async with engine.connect() as conn:
+                found = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("messages")})
+                assert "status" not in found and "parts" not in found
+            await _step(engine, "head")
+            async with engine.connect() as conn:
+                assert await conn.run_sync(migrate.current_revision) == migrate.head_revision()
+        finally:
+            await engine.dispose()
