@@ -89,10 +89,12 @@ def run(
     sections = [
         "## Streamed replies (issue 17)", "",
         "### WAL per delta", "",
-        f"{args.wal_deltas} deltas of 40 characters per case, sequential, round-robin over {delta_wal.REPLIES} replies"
-        f" grown by deltas ({delta_wal.FILL_CHUNK:,}-character deltas) to the size (threadstore), or"
-        f" {delta_wal.REPLIES} rows of a scratch table holding the same text (counterfactual); median over the"
-        " window's transactions (pg_walinspect, this database only).", "",
+        f"{args.wal_deltas} deltas of 40 characters per size, sequential, the two sizes alternating in one window,"
+        f" each size's round-robin over {delta_wal.REPLIES} replies grown by deltas to the size (threadstore) or"
+        f" {delta_wal.REPLIES} rows of a scratch table holding the same text (counterfactual). Bytes per delta:"
+        " this database's WAL records inserted during the request (pg_walinspect); medians. Row updates: the"
+        " reply row's (`messages`) or the scratch row's heap updates, HOT (same page, no index entry) or not.",
+        "",
         *wal_rows, "",
         "### Streaming scenario", "",
         f"Each reply: an `in_progress` message of its own user's thread, a 40-character delta every"
