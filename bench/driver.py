@@ -27,6 +27,7 @@ import profiling
 import report
 import seeding
 import soak
+import streamed_replies
 import topology
 from load import Sample, run_wrk
 from servers import Server, start_threadstore, start_yardstick
@@ -73,11 +74,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-compare", action="store_true", help="skip the side-by-side rounds")
     p.add_argument(
         "--only",
-        choices=["wal", "branches"],
+        choices=["wal", "branches", "streaming"],
         help="after seeding, run one phase alone: wal = write amplification (~3 min in all); branches = the"
-        " branch figures of issue 16 (~9 min in all with the defaults)",
+        " branch figures of issue 16 (~9 min in all with the defaults); streaming = the streamed replies of"
+        " issue 17 (~5 min in all)",
     )
     p.add_argument("--no-branches", action="store_true", help="skip the branch figures (issue 16)")
+    p.add_argument("--no-streaming", action="store_true", help="skip the streamed replies (issue 17)")
+    p.add_argument("--wal-deltas", type=int, default=200, help="sequential deltas per WAL-per-delta case")
+    p.add_argument("--streaming-replies", type=int, default=50, help="replies of the streaming scenario")
+    p.add_argument("--streaming-interval", type=float, default=0.2, help="seconds between a reply's deltas")
+    p.add_argument("--streaming-seconds", type=float, default=60, help="length of the streaming scenario")
+    p.add_argument("--streaming-step-seconds", type=float, default=20, help="length of each rate step after it")
+    p.add_argument(
+        "--streaming-rates",
+        default="500,1000,1500,2000",
+        help="deltas/s of the rate steps, climbed while every target holds (more replies, same interval)",
+    )
     p.add_argument("--no-wal", action="store_true", help="skip the write-amplification phase")
     p.add_argument("--wal-requests", type=int, default=300, help="sequential requests per write and app")
     p.add_argument("--wal-messages", type=int, default=10_000, help="appends for bytes stored per message (0: none)")
@@ -142,14 +155,17 @@ def estimate_seconds(args: argparse.Namespace, n_endpoints: int) -> float:
     # per round every one of the branch requests, after a warm-up of each; then ~20 forks and the NDJSON read
     n_branch = len(branching.MEASURED)
     branches = 0 if args.no_branches else n_branch * (args.warmup + args.rounds * args.duration + 1) + 30
+    streaming = 0 if args.no_streaming else streamed_replies.estimate_seconds(args)
     if args.only == "wal":
         return float(seed + 20 + write_amplification)
     if args.only == "branches":
         return float(seed + 20 + branches)
+    if args.only == "streaming":
+        return float(seed + 20 + streaming)
     compare = 0 if args.no_compare else n_endpoints * (2 * args.warmup + 2 * args.rounds * args.duration + 2)
     profile = n_endpoints * (args.duration + 4) if args.profile else 0
     soak = args.soak + 5 if args.soak else 0
-    return float(seed + 20 + write_amplification + compare + branches + profile + soak)
+    return float(seed + 20 + write_amplification + compare + branches + streaming + profile + soak)
 
 
 def measure(
@@ -197,12 +213,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_wal:
             print("--only wal and --no-wal contradict each other", file=sys.stderr)
             return 2
-        args.no_compare, args.profile, args.soak = True, False, 0
+        args.no_compare, args.no_branches, args.no_streaming, args.profile, args.soak = True, True, True, False, 0
     if args.only == "branches":
         if args.no_branches:
             print("--only branches and --no-branches contradict each other", file=sys.stderr)
             return 2
-        args.no_compare, args.no_wal, args.profile, args.soak = True, True, False, 0
+        args.no_compare, args.no_wal, args.no_streaming, args.profile, args.soak = True, True, True, False, 0
+    if args.only == "streaming":
+        if args.no_streaming:
+            print("--only streaming and --no-streaming contradict each other", file=sys.stderr)
+            return 2
+        args.no_compare, args.no_wal, args.no_branches, args.profile, args.soak = True, True, True, False, 0
     keys = [k.strip() for k in args.endpoints.split(",") if k.strip()]
     unknown = [k for k in keys if k not in endpoints.BY_KEY]
     if unknown:
@@ -349,6 +370,15 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_branches:
             sections += ["", *_branches(servers, trees, tokens, dsns.bench, args, out, raw)]
             passed &= raw["branches"]["ok"]
+            _emit(sections, out, raw)
+
+        if not args.no_streaming:
+            ts_ids, ys_ids = asyncio.run(seeding.thread_ids(dsns.bench))
+            lines, ok = streamed_replies.run(
+                servers, secret, dsns.bench, {"ts": ts_ids, "ys": ys_ids}, tokens, args, out, raw, log
+            )
+            sections += ["", *lines]
+            passed &= ok
             _emit(sections, out, raw)
 
         if args.profile:

@@ -54,10 +54,12 @@ class Sample:
         return self.non2xx + self.socket_errors + self.timeouts
 
 
-def wrk_command(url: str, lines_file: Path, *, seconds: float, connections: int, threads: int) -> list[str]:
+def wrk_command(
+    url: str, lines_file: Path, *, seconds: float, connections: int, threads: int, script: Path = LUA
+) -> list[str]:
     return [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
-        "-s", str(LUA), url, "--", str(lines_file),
+        "-s", str(script), url, "--", str(lines_file),
     ]  # fmt: skip
 
 
@@ -80,13 +82,21 @@ def parse(output: str) -> Sample:
 
 
 def run_wrk(
-    url: str, lines_file: Path, *, seconds: float, connections: int, threads: int, split: Sequence[str] = ()
+    url: str,
+    lines_file: Path,
+    *,
+    seconds: float,
+    connections: int,
+    threads: int,
+    split: Sequence[str] = (),
+    script: Path = LUA,
 ) -> Sample:
     """`split`: "host:port" of several servers; wrk's thread i loads split[i mod n] (so its connections too),
-    and the one summary covers them all. `threads` must then be a multiple of their number."""
+    and the one summary covers them all. `threads` must then be a multiple of their number. `script`: another
+    wrk script that prints the same summary line (e.g. delta.lua)."""
     if split and threads % len(split):
         raise ValueError(f"{threads} wrk threads cannot be shared evenly by {len(split)} servers")
-    command = wrk_command(url, lines_file, seconds=seconds, connections=connections, threads=threads)
+    command = wrk_command(url, lines_file, seconds=seconds, connections=connections, threads=threads, script=script)
     env = {**os.environ, "BENCH_SPLIT": ",".join(split)} if split else None
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, env=env)
     if done.returncode != 0:
