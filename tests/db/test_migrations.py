@@ -616,6 +616,9 @@ async def test_0007_leaves_every_message_completed_and_adds_only_without_a_rewri
                 assert [tuple(r) for r in rows] == [("completed", None, None, None, None, None, None, None)] * 3
                 deltas = (await conn.execute(text("SELECT count(*) FROM message_deltas"))).scalar_one()
                 assert deltas == 0
+                if backend.name == "postgresql":  # room on each page for a reply's next row versions
+                    options = "SELECT reloptions FROM pg_class WHERE relname = 'messages'"
+                    assert (await conn.execute(text(options))).scalar_one() == ["fillfactor=90"]
             await _step(engine, "0006", down=True)
             async with engine.connect() as conn:
                 found = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("messages")})

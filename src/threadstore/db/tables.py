@@ -151,6 +151,7 @@ messages = Table(
     # Pages of a path: one range per branch segment; also the guard that a message has one continuation.
     # A named index, not a constraint, so SQLite statements can say INDEXED BY it.
     Index("uq_messages_branch_depth", "branch_id", "depth", unique=True),
+    # PostgreSQL: fillfactor 90 (migration 0007), so a delta's update of its reply's row stays on its page.
     # The stale sweep's scan: only unfinished messages are in it. Keyed by id, not active_at, so a delta (which
     # moves active_at and content_length, no indexed column) can be a HOT update that writes no index entry.
     Index(
