@@ -86,19 +86,25 @@ class Api:
 
     @asynccontextmanager
     async def stream(
-        self, user: str, last_event_id: int | str | None = None, *, token: str | None = None
+        self,
+        user: str,
+        last_event_id: int | str | None = None,
+        *,
+        token: str | None = None,
+        thread_id: str | None = None,
     ) -> AsyncIterator[EventStream]:
         """An open `GET /api/events`, once the server registered it (its first comment arrived). `token`: the
-        bearer token to use instead of one without expiry."""
+        bearer token to use instead of one without expiry. `thread_id`: a stream of that thread's events."""
         # httpx's ASGI transport hands over a response only when the app has finished it; a stream never does.
         assert self.real_socket, "an event stream needs a real socket: running_api(..., real_socket=True)"
         headers = self.auth(user) if token is None else {"Authorization": f"Bearer {token}"}
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
+        params = {} if thread_id is None else {"thread_id": thread_id}
         # A client of its own: open streams must not take the request client's pooled connections.
         async with (
             httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(30.0, read=None)) as client,
-            client.stream("GET", "/api/events", headers=headers) as response,
+            client.stream("GET", "/api/events", headers=headers, params=params) as response,
         ):
             assert response.status_code == 200, (await response.aread()).decode()
             assert response.headers["content-type"].startswith("text/event-stream")

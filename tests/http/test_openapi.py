@@ -16,6 +16,7 @@ from threadstore.app import create_app
 from threadstore.config import Settings
 from threadstore.http.preconditions import IF_MATCH_PATTERN
 from threadstore.idempotency.schemas import KEY_PATTERN
+from threadstore.ids import id_pattern
 from threadstore.limits import CONTROL_CHARACTERS, WHITE_SPACE, Limits, title_pattern
 
 PROBLEM = "application/problem+json"
@@ -59,7 +60,7 @@ STATUSES = {
     },
     ("delete", "/api/threads/{thread_id}/messages/{message_id}/feedback"): {204, 401, 404, 409, 422, 500, 503},
     ("post", "/api/threads/{thread_id}/fork"): {201, 400, 401, 404, 409, 413, 415, 422, 500, 503},
-    ("get", "/api/events"): {200, 400, 401, 409, 500, 503},
+    ("get", "/api/events"): {200, 400, 401, 404, 409, 500, 503},
     ("get", "/healthz"): {200, 500},
     ("get", "/readyz"): {200, 500, 503},
     ("get", "/metrics"): {200, 500},
@@ -143,6 +144,7 @@ def test_header_formats_are_the_patterns_the_server_checks(doc: dict[str, Any]) 
     assert parameter("post", "/api/threads", "Idempotency-Key")["pattern"] == KEY_PATTERN
     assert parameter("patch", "/api/threads/{thread_id}", "If-Match")["pattern"] == IF_MATCH_PATTERN
     assert parameter("get", "/api/events", "Last-Event-ID")["pattern"] == "^([0-9]{1,18})?$"
+    assert parameter("get", "/api/events", "thread_id")["pattern"] == id_pattern("thr")
     assert parameter("get", "/api/threads", "cursor")["pattern"] == "^[A-Za-z0-9_-]*$"
     assert parameter("get", "/api/threads", "limit").items() >= {"minimum": 1, "maximum": 100}.items()
 

@@ -1,5 +1,7 @@
 """The hub: one per process. It follows delivered events in position order and hands each to the open
-streams of its user, through bounded queues.
+streams of its user that follow it — all of the user's, or only its thread's (`GET /api/events?thread_id=`) —
+through bounded queues. Another thread's event never enters a one-thread stream's queue: a client with a
+stream per open conversation is not woken, nor its queue filled, by every delta of every thread.
 
 A user has at most `max_per_user` open streams in a process: one more closes the user's oldest (`EVICTED`),
 and that stream tells its client to wait before it reconnects (events/stream.py). Across processes streams
@@ -43,8 +45,9 @@ class Subscription:
     """One open stream's inbox. Bounded (by the hub): a consumer too slow to keep up is closed (it resumes from
     its Last-Event-ID) instead of making the process hold an ever longer backlog."""
 
-    def __init__(self, user_id: str) -> None:
+    def __init__(self, user_id: str, thread_id: str | None = None) -> None:
         self.user_id = user_id
+        self.thread_id = thread_id  # None: every event of the user
         self._items: deque[PublishedEvent] = deque()
         self._bytes = 0
         self._ready = asyncio.Event()
@@ -59,6 +62,10 @@ class Subscription:
     def behind_bytes(self) -> int:
         """Their size."""
         return self._bytes
+
+    def follows(self, event: PublishedEvent) -> bool:
+        """Whether the event belongs on this stream (it is its user's)."""
+        return self.thread_id is None or self.thread_id == event.thread_id
 
     def offer(self, event: PublishedEvent) -> None:
         self._items.append(event)
@@ -133,7 +140,9 @@ class Hub:
             self._cursor = max(self._cursor or 0, through)
         self._wake.set()
 
-    async def subscribe(self, user_id: str) -> Subscription:
+    async def subscribe(self, user_id: str, thread_id: str | None = None) -> Subscription:
+        """A stream of the user's events, or of its thread `thread_id`'s only (the caller checked it is the
+        user's). Either kind counts towards the user's cap."""
         if self._closed:
             raise ServiceUnavailable("The server is shutting down.")
         async with self._lock:
@@ -149,7 +158,7 @@ class Hub:
                 log.info("closing the oldest of a user's %d event streams for a new one", len(subs))
                 oldest.close(EVICTED)
                 del subs[oldest]
-            subscription = Subscription(user_id)
+            subscription = Subscription(user_id, thread_id)
             subs[subscription] = None
         return subscription
 
@@ -197,9 +206,13 @@ class Hub:
     def _deliver(self, page: list[PublishedEvent]) -> None:
         # A stream still `capacity` events or `capacity_bytes` behind when the next page arrives is closed.
         # Judged per page, not per event, so a burst reaches a stream that keeps up; a stream holds at most
-        # a page (pages.MAX_EVENTS events, about page_bytes) beyond either bound.
-        for user_id in {event.user_id for event in page}:
+        # a page (pages.MAX_EVENTS events, about page_bytes) beyond either bound. Only a stream the page has
+        # something for is judged: a one-thread stream is not closed for other threads' events.
+        threads = {(event.user_id, event.thread_id) for event in page}
+        for user_id in {user_id for user_id, _ in threads}:
             for subscription in list(self._subscriptions.get(user_id, ())):
+                if subscription.thread_id is not None and (user_id, subscription.thread_id) not in threads:
+                    continue
                 if subscription.behind >= self._capacity or subscription.behind_bytes >= self._capacity_bytes:
                     log.info(
                         "closing an event stream that fell %d events (%d bytes) behind",
@@ -210,4 +223,5 @@ class Hub:
                     self.unsubscribe(subscription)
         for event in page:
             for subscription in self._subscriptions.get(event.user_id, ()):
-                subscription.offer(event)
+                if subscription.follows(event):
+                    subscription.offer(event)

@@ -1,5 +1,5 @@
-"""Reading delivered events in pages bounded by count and by bytes, for one reader (a stream's catch-up, or
-the hub's fan-out).
+"""Reading delivered events in pages bounded by count and by bytes, for one reader (a stream's catch-up, of
+its user or of one thread of its user, or the hub's fan-out).
 
 A page stops at `max_bytes` (events/repository.py `delivered`): what a reader holds while its client is slow
 is one page, however large the events. Deciding where a page stops means sizing a window of rows first, and on
@@ -21,11 +21,18 @@ MAX_EVENTS = 500
 
 class Pages:
     def __init__(
-        self, database: Database, *, max_bytes: int, user_id: str | None = None, max_events: int = MAX_EVENTS
+        self,
+        database: Database,
+        *,
+        max_bytes: int,
+        user_id: str | None = None,
+        thread_id: str | None = None,
+        max_events: int = MAX_EVENTS,
     ) -> None:
         self._database = database
         self._max_bytes = max_bytes
         self._user_id = user_id
+        self._thread_id = thread_id
         self._max_events = max_events
         self._window = max_events
 
@@ -39,6 +46,7 @@ class Pages:
                 limit=self._window,
                 max_bytes=self._max_bytes,
                 user_id=self._user_id,
+                thread_id=self._thread_id,
             )
         )
         if page.events:

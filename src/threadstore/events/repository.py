@@ -219,7 +219,12 @@ async def notify(tx: Tx, through: int) -> None:
         await tx.conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": str(through)})
 
 
-def _delivered(user: bool, dialect: str) -> Any:
+# Whose delivered events a read takes: everyone's (the hub's fan-out), one user's (a stream's catch-up), or one
+# thread's of one user (a one-thread stream's catch-up, `GET /api/events?thread_id=`).
+EVERYONE, USER, THREAD = "everyone", "user", "thread"
+
+
+def _delivered(scope: str, dialect: str) -> Any:
     """Delivered events in (after, through], in position order: by id, and the late ones by their position.
     Content by reference (db/event_body.py) is joined from the message row; an event whose message is gone
     was erased with it and is skipped.
@@ -252,9 +257,14 @@ def _delivered(user: bool, dialect: str) -> Any:
         .select_from(event_late.join(events, events.c.id == event_late.c.event_id))
         .where(event_late.c.position > bindparam("after"), event_late.c.position <= bindparam("through"), kept)
     )
-    if user:
+    if scope in (USER, THREAD):
         by_id = by_id.where(events.c.user_id == bindparam("user_id"))
         late = late.where(events.c.user_id == bindparam("user_id"))
+    if scope == THREAD:
+        # By id, this walks ix_events_thread_id (thread_id, id) in order: a thread's catch-up reads its own
+        # events only, however many other threads wrote since. The user's condition is checked on those rows.
+        by_id = by_id.where(events.c.thread_id == bindparam("thread_id"))
+        late = late.where(events.c.thread_id == bindparam("thread_id"))
     # Each part walks its own index in order and stops at `limit`; only their first `limit` together are kept.
     parts = [part.order_by("position").limit(bindparam("limit")).subquery() for part in (by_id, late)]
     window = union_all(*(select(part) for part in parts)).order_by("position").limit(bindparam("limit")).subquery("w")
@@ -288,20 +298,35 @@ def _delivered(user: bool, dialect: str) -> Any:
 
 
 _DELIVERED = {
-    (dialect, user): _delivered(user, dialect) for dialect in ("postgresql", "sqlite") for user in (False, True)
+    (dialect, scope): _delivered(scope, dialect)
+    for dialect in ("postgresql", "sqlite")
+    for scope in (EVERYONE, USER, THREAD)
 }
 
 
 async def delivered(
-    tx: Tx, after: int, through: int, limit: int, max_bytes: int, user_id: str | None = None
+    tx: Tx,
+    after: int,
+    through: int,
+    limit: int,
+    max_bytes: int,
+    user_id: str | None = None,
+    thread_id: str | None = None,
 ) -> DeliveredPage:
-    """Delivered events with positions in (after, through], in order: everyone's (what the hub fans out) or
-    one user's (a resuming stream's catch-up). At most `limit` events, and no more once `max_bytes` are
-    reached (always at least one, however large)."""
+    """Delivered events with positions in (after, through], in order: everyone's (what the hub fans out), one
+    user's (a resuming stream's catch-up), or one thread's of that user (`thread_id`, with `user_id`). At most
+    `limit` events, and no more once `max_bytes` are reached (always at least one, however large)."""
     params: dict[str, Any] = {"after": after, "through": through, "limit": limit, "max_bytes": max_bytes}
+    scope = EVERYONE
     if user_id is not None:
         params["user_id"] = user_id
-    rows = (await tx.conn.execute(_DELIVERED[tx.dialect, user_id is not None], params)).all()
+        scope = USER
+    if thread_id is not None:
+        if user_id is None:
+            raise ValueError("a thread's events are read for its user")
+        params["thread_id"] = thread_id
+        scope = THREAD
+    rows = (await tx.conn.execute(_DELIVERED[tx.dialect, scope], params)).all()
     window = int(rows[0].rows) if rows else 0
     legacy = await _legacy_members(tx, rows)
     found = [

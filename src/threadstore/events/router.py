@@ -1,11 +1,11 @@
-"""HTTP for events: `GET /api/events`, the caller's Server-Sent Events stream."""
+"""HTTP for events: `GET /api/events`, the caller's Server-Sent Events stream, or one thread's (`thread_id`)."""
 
 from __future__ import annotations
 
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic.json_schema import SkipJsonSchema
 
@@ -16,8 +16,10 @@ from threadstore.events.publisher import Publisher
 from threadstore.events.service import start_after
 from threadstore.events.stream import event_frames
 from threadstore.http.deps import CurrentIdentity, DatabaseDep, SettingsDep
-from threadstore.http.openapi import AUTHENTICATED, problem
+from threadstore.http.openapi import AUTHENTICATED, ONE_THREAD, problem
 from threadstore.http.streaming import ClosingStreamingResponse
+from threadstore.ids import id_pattern
+from threadstore.threads import service as threads
 
 router = APIRouter(tags=["events"])
 
@@ -71,6 +73,7 @@ def parse_last_event_id(value: str | None) -> int | None:
             "content": {"text/event-stream": {"schema": EVENT_SCHEMA}},
         },
         **AUTHENTICATED,
+        **ONE_THREAD,
         **problem(400, "Last-Event-ID is not an event id."),
         **problem(409, "The events after Last-Event-ID are no longer kept: reload, then stream without it."),
     },
@@ -88,14 +91,30 @@ async def stream_events(
             json_schema_extra={"pattern": LAST_EVENT_ID_PATTERN},
         ),
     ] = None,
+    thread_id: Annotated[
+        str | SkipJsonSchema[None],
+        Query(
+            description="Follow this thread's events only (it must be the caller's). Event ids stay the "
+            "positions of all events, so a thread's stream skips ids; it ends after `thread.deleted`.",
+            json_schema_extra={"pattern": id_pattern("thr")},
+        ),
+    ] = None,
 ) -> StreamingResponse:
     resume = parse_last_event_id(last_event_id)
     hub: Hub = request.app.state.event_hub
     publisher: Publisher = request.app.state.event_publisher
+    if thread_id is not None:
+        # Before registering: a 404 must not close one of the user's open streams (the cap).
+        await database.read(threads.require_owned, identity.user_id, thread_id)
     # Register before reading the start point: whatever is published after that read reaches the queue.
-    subscription = await hub.subscribe(identity.user_id)
+    subscription = await hub.subscribe(identity.user_id, thread_id)
     try:
         after = await start_after(database, publisher, resume)
+        if thread_id is not None:
+            # Again, now that the start is fixed: a deletion committed since the first look may lie at or
+            # below `after`, and the stream would wait for its thread for ever. One committed after this look
+            # is delivered above `after`, so the stream sends its `thread.deleted` and ends.
+            await database.read(threads.require_owned, identity.user_id, thread_id)
     except BaseException:
         hub.unsubscribe(subscription)
         raise

@@ -10,6 +10,10 @@ behind, when the database fails during its catch-up, when its token expires (`en
 frames), and when its user opens one stream more than the cap: the oldest then gets a `retry:` field first,
 so a client with more tabs than the cap waits that long before it reconnects instead of evicting another tab
 at once.
+
+A one-thread stream (`subscription.thread_id`) reads only that thread's events, and ends right after sending
+its `thread.deleted`: nothing can follow it (ids are never reused), and ending frees the connection and the
+slot under the user's cap, while a client that reconnects anyway gets 404, which stops a browser's EventSource.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import AsyncGenerator
 
+from threadstore.db.outbox import THREAD_DELETED
 from threadstore.db.unit_of_work import Database
 from threadstore.errors import DomainError
 from threadstore.events.hub import EVICTED, Hub, Subscription, SubscriptionClosed
@@ -54,13 +59,18 @@ async def event_frames(
     """Frames for events after position `after`, until `ends_at` (a Unix time; None: no end). The subscription
     must be registered before this reads."""
 
+    thread_gone = False  # a one-thread stream sent its thread's deletion: the stream is over
+
     def ending() -> bool:
-        return subscription.closed is not None or (ends_at is not None and time.time() >= ends_at)
+        return thread_gone or subscription.closed is not None or (ends_at is not None and time.time() >= ends_at)
+
+    def last_of_thread(event: PublishedEvent) -> bool:
+        return subscription.thread_id is not None and event.type == THREAD_DELETED
 
     last = after
     try:
         yield OPENED
-        pages = Pages(database, max_bytes=page_bytes, user_id=subscription.user_id)
+        pages = Pages(database, max_bytes=page_bytes, user_id=subscription.user_id, thread_id=subscription.thread_id)
         more = True
         while more and not ending():
             page = await pages.read(last, hub.through)
@@ -68,6 +78,7 @@ async def event_frames(
             del page  # what is sent goes now, not with the page
             while pending and not ending():  # no local holds a sent event while the next page is read
                 last = pending[0].position
+                thread_gone = last_of_thread(pending[0])
                 yield frame(pending.popleft())
             pending.clear()
         while not ending():
@@ -83,6 +94,7 @@ async def event_frames(
                     arrived.popleft()
                     continue
                 last = arrived[0].position
+                thread_gone = last_of_thread(arrived[0])
                 yield frame(arrived.popleft())
         if subscription.closed == EVICTED:
             yield retry(evicted_retry_ms)

@@ -59,6 +59,14 @@ async def get(tx: Tx, user_id: str, thread_id: str) -> dict[str, Any]:
     return thread_json(row)
 
 
+async def require_owned(tx: Tx, user_id: str, thread_id: str) -> None:
+    """Not found unless the user has this thread now. On the primary, not `@from_replica`: an event stream
+    that follows one thread decides on it where it starts (events/router.py), and a replica may not have
+    replayed a thread just created, or its deletion, yet — nor can a browser's EventSource send X-Read-After."""
+    if await repository.get(tx, user_id, thread_id) is None:
+        raise thread_not_found()
+
+
 @dataclass(frozen=True)
 class ListQuery:
     status: str
