@@ -9,7 +9,15 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic.json_schema import SkipJsonSchema
 
-from threadstore.db.outbox import MESSAGE_CREATED, THREAD_CREATED, THREAD_DELETED, THREAD_UPDATED
+from threadstore.db.outbox import (
+    MESSAGE_CREATED,
+    MESSAGE_DELETED,
+    MESSAGE_DELTA,
+    MESSAGE_UPDATED,
+    THREAD_CREATED,
+    THREAD_DELETED,
+    THREAD_UPDATED,
+)
 from threadstore.errors import BadRequest
 from threadstore.events.hub import Hub
 from threadstore.events.publisher import Publisher
@@ -42,12 +50,40 @@ def _event_schema(kind: str, data: dict[str, Any]) -> dict[str, Any]:
 # One event of the stream (OpenAPI 3.1 has a text/event-stream schema describe each event): its `data` is the
 # object as the API returns it, or the id of a thread deleted for good.
 _THREAD = {"$ref": "#/components/schemas/ThreadOut"}
+_MESSAGE = {"$ref": "#/components/schemas/MessageOut"}
 EVENT_SCHEMA = {
     "oneOf": [
         _event_schema(THREAD_CREATED, _THREAD),
         _event_schema(THREAD_UPDATED, _THREAD),
         _event_schema(THREAD_DELETED, {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}),
-        _event_schema(MESSAGE_CREATED, {"$ref": "#/components/schemas/MessageOut"}),
+        _event_schema(MESSAGE_CREATED, _MESSAGE),
+        # API v2: a branch deleted (its first message's id and how many went), a reply's delta, a message changed.
+        _event_schema(
+            MESSAGE_DELETED,
+            {
+                "type": "object",
+                "required": ["id", "thread_id", "deleted_count"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "thread_id": {"type": "string"},
+                    "deleted_count": {"type": "integer", "minimum": 1},
+                },
+            },
+        ),
+        _event_schema(
+            MESSAGE_DELTA,
+            {
+                "type": "object",
+                "required": ["message_id", "thread_id", "offset", "text"],
+                "properties": {
+                    "message_id": {"type": "string"},
+                    "thread_id": {"type": "string"},
+                    "offset": {"type": "integer", "minimum": 0},
+                    "text": {"type": "string", "minLength": 1},
+                },
+            },
+        ),
+        _event_schema(MESSAGE_UPDATED, _MESSAGE),
     ]
 }
 
