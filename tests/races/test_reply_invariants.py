@@ -22,7 +22,7 @@ def _event(event_id: int, kind: str, message_id: str | None, data: dict[str, Any
 
 
 def rows() -> Rows:
-    """"r": an unfinished reply "He" + deltas "ll" and "o" (a snapshot event after the first delta); "done": a
+    """The reply "r": unfinished, "He" + deltas "ll" and "o" (a snapshot event after the first delta); "done": a
     finished reply whose deltas were folded into its content."""
     messages = [
         {"id": "r", "status": "in_progress", "content": "He", "parts": None, "content_length": 5, "active_at": NOW},
