@@ -25,8 +25,9 @@ import asyncpg
 from scripts.torture.client import Client, torture_server
 from scripts.torture.crash import CrashResult, postgres_killer, run_crash_audit, server_killer
 from scripts.torture.dbview import Inspector
+from scripts.torture.family import Race, RaceResult
 from scripts.torture.llm import FakeLlm
-from scripts.torture.races import FAMILIES, Race, RaceResult
+from scripts.torture.races import FAMILIES
 from sqlalchemy.engine import make_url
 from tests.harness.databases import Backend
 from tests.harness.processes import ServeProcess

@@ -24,7 +24,7 @@ def _event(event_id: int, kind: str, message_id: str | None, data: dict[str, Any
 def rows() -> Rows:
     """The reply "r": unfinished, "He" + deltas "ll" and "o" (a snapshot event after the first delta); "done": a
     finished reply whose deltas were folded into its content."""
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"id": "r", "status": "in_progress", "content": "He", "parts": None, "content_length": 5, "active_at": NOW},
         {"id": "done", "status": "completed", "content": "Bye", "parts": None, "content_length": 3, "active_at": None},
     ]
@@ -42,7 +42,7 @@ def test_valid_replies_have_no_violation() -> None:
     assert reply_violations(*rows()) == []
 
 
-BREAKS: dict[str, tuple[Callable[[Rows], None], str]] = {
+BREAKS: dict[str, tuple[Callable[[Rows], object], str]] = {
     "a gap between deltas": (lambda r: r[1][1].update(start=5), "a delta starts at 5"),
     "a lost delta row": (lambda r: r[1].pop(), "content_length 5 != 4"),
     "a length not moved": (lambda r: r[0][0].update(content_length=4), "content_length 4 != 5"),
