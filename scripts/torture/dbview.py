@@ -61,7 +61,7 @@ class Inspector:
         ids = list(thread_ids)
         for start in range(0, len(ids), 500):
             found += await self.rows(
-                "SELECT id, thread_id, seq, role, content, parent_id FROM messages WHERE thread_id IN :ids",
+                "SELECT id, thread_id, seq, role, content, parent_id, status FROM messages WHERE thread_id IN :ids",
                 ids=ids[start : start + 500],
             )
         return found
