@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +24,11 @@ from typing import Any
 
 import asyncpg
 from scripts.torture.client import Client, torture_server
-from scripts.torture.crash import CrashResult, postgres_killer, run_crash_audit, server_killer
+from scripts.torture.crash import SETTINGS, CrashResult, postgres_killer, run_crash_audit, server_killer
 from scripts.torture.dbview import Inspector
+from scripts.torture.family import Race, RaceResult
 from scripts.torture.llm import FakeLlm
-from scripts.torture.races import FAMILIES, Race, RaceResult
+from scripts.torture.races import FAMILIES
 from sqlalchemy.engine import make_url
 from tests.harness.databases import Backend
 from tests.harness.processes import ServeProcess
@@ -51,6 +53,7 @@ class Tally:
     rounds: int = 0
     retries: float = 0.0
     violations: list[str] = field(default_factory=list)
+    replies: Counter[str] = field(default_factory=Counter)  # streamed replies of the crash rounds
 
     def add_race(self, result: RaceResult) -> None:
         self.rounds += 1
@@ -67,6 +70,7 @@ class Tally:
         self.audited += result.audited
         self.kills += result.kills
         self.violations += result.violations
+        self.replies += result.replies
 
 
 @dataclass
@@ -142,7 +146,7 @@ async def torture(args: argparse.Namespace) -> int:
             scenarios.append(scenario)
 
         def crash_target(name: str, folder: str, url: str, kill: Any) -> None:
-            process = server(work / folder, url)
+            process = server(work / folder, url, **SETTINGS)
             servers.append(process)
             db = Inspector(url)
             inspectors.append(db)
@@ -245,6 +249,15 @@ def report(scenarios: list[Scenario], elapsed: float, args: argparse.Namespace, 
         f"{'total':<44} {total.rounds:>6} {total.operations:>10} {total.acknowledged:>12} {total.unknown:>8} "
         f"{total.audited:>9} {total.kills:>5} {total.retries:>7.0f} {len(total.violations):>10}"
     )
+    crashes = [scenario for scenario in scenarios if scenario.tally.replies]
+    if crashes:
+        # The streamed replies of the crash rounds: every acknowledged delta is audited in its reply.
+        kinds = ("started", "deltas", "closed", "swept", "unfinished", "deleted")
+        lines.append(f"{'streamed replies':<44} " + " ".join(f"{k:>10}" for k in kinds))
+        for scenario in crashes:
+            counts = scenario.tally.replies
+            name = scenario.name.replace("crash audit", "replies")
+            lines.append(f"{name:<44} " + " ".join(f"{counts[k]:>10}" for k in kinds))
     print("\n".join(lines))
     for violation in total.violations[:50]:
         print(f"VIOLATION: {violation}")

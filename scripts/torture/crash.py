@@ -20,9 +20,14 @@ from typing import Any
 import httpx
 from scripts.torture.client import Client, new_user
 from scripts.torture.dbview import Inspector
+from scripts.torture.reply_audit import TAG, Reply, audit_replies, trace
 from tests.harness.processes import ServeProcess
 
 Killer = Callable[[], Coroutine[Any, Any, None]]
+
+# Settings of the servers under the crash load: a reply left unfinished (a generator that gave up, or never
+# closes) is ended by the stale sweep within the round, so the sweep runs, and is killed, among the writes.
+SETTINGS = {"stale_message_seconds": 6}
 
 
 @dataclass
@@ -45,6 +50,7 @@ class CrashResult:
     audited: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
     violations: list[str] = field(default_factory=list)
+    replies: Counter[str] = field(default_factory=Counter)  # streamed replies: see reply_audit.audit_replies
 
     def expect(self, condition: bool, message: str) -> None:
         self.audited += 1
@@ -69,6 +75,8 @@ class Ledger:
     deleting: set[str] = field(default_factory=set)  # threads a delete was sent to
     forks: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # title -> (source, message_id)
     forked: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> acknowledged fork
+    # Streamed replies: what each generator sent and was told (scripts/torture/reply_audit.py).
+    replies: dict[str, Reply] = field(default_factory=dict)  # message id -> reply
 
 
 class Load:
@@ -94,10 +102,11 @@ class Load:
             await asyncio.gather(*tasks, killing)
 
     async def _send(
-        self, method: str, path: str, user: str, *, gone_ok: bool = False, **kwargs: Any
+        self, method: str, path: str, user: str, *, gone_ok: bool = False, refused: int = 0, **kwargs: Any
     ) -> httpx.Response | None:
         """The response of a 2xx (or, `gone_ok`, of a 404/422 when a message the request names may have been
-        deleted meanwhile); None when the outcome is unknown or the answer is a violation."""
+        deleted meanwhile; or of a `refused` status, which the caller judges); None when the outcome is unknown
+        or the answer is a violation."""
         self.result.operations += 1
         try:
             response = await self.client.request(method, path, user, **kwargs)
@@ -114,6 +123,8 @@ class Load:
             return None
         if gone_ok and response.status_code in (404, 422) and self.ledger.delete_targets:
             return response
+        if response.status_code == refused:
+            return response
         if response.status_code >= 300:
             self.result.violations.append(
                 f"{self.result.name}: {method} {path} answered {response.status_code}: {response.text[:200]}"
@@ -127,8 +138,10 @@ class Load:
             choice = random.random()
             if choice < 0.3 or not self.ledger.threads:
                 await self._create()
-            elif choice < 0.6:
+            elif choice < 0.5:
                 await self._append()
+            elif choice < 0.6:
+                await self._stream()
             elif choice < 0.7:
                 await self._patch()
             elif choice < 0.8:
@@ -171,6 +184,72 @@ class Load:
         if response is not None:
             message = response.json()
             self.ledger.messages[message["id"]] = message
+
+    async def _stream(self) -> None:
+        """A generator: starts an in_progress reply, streams 1-6 deltas into it (each sent again, unchanged,
+        until answered: a retry of a stored delta is answered as the first time), then mostly closes it with a
+        PATCH (sent again until answered too); after an acknowledged close, a new delta must be refused."""
+        thread_id = random.choice(list(self.ledger.threads))
+        user = self.ledger.owners[thread_id]
+        start = f"{TAG}{uuid.uuid4().hex}"
+        self.ledger.appends[start] = thread_id
+        body = {"role": "assistant", "content": start, "status": "in_progress", "model": "torture"}
+        started = await self._send("POST", f"/api/threads/{thread_id}/messages", user, json=body)
+        if started is None:
+            return
+        message = started.json()
+        self.ledger.messages[message["id"]] = message
+        reply = self.ledger.replies[message["id"]] = Reply(thread_id, user, start)
+        url = f"/api/threads/{thread_id}/messages/{message['id']}"
+        for step in range(random.randint(1, 6)):
+            offset, text = len(reply.text), f"<{step}.{uuid.uuid4().hex[:8]}>"
+            answer = await self._until_answered("POST", f"{url}/deltas", user, json={"offset": offset, "text": text})
+            if answer is None:
+                reply.pending = text
+                return
+            if answer.status_code != 200:
+                reply.swept = answer.status_code == 409  # 404: a branch delete took it
+                return
+            expected = {"object": "message.delta", "message_id": message["id"], "offset": offset}
+            expected["length"] = offset + len(text)
+            self.result.expect(answer.json() == expected, f"a delta answered {answer.text[:200]}")
+            reply.acked.append((offset, text))
+        if random.random() < 0.3:
+            return  # left unfinished: the stale sweep ends it
+        status = random.choice(["completed", "incomplete"])
+        reply.closing = {"status": status, "finish_reason": "stop" if status == "completed" else "cancelled"}
+        usage = {"input_tokens": 9, "output_tokens": len(reply.acked)}
+        answer = await self._until_answered("PATCH", url, user, json={**reply.closing, "usage": usage})
+        if answer is None or answer.status_code != 200:
+            reply.swept = answer is not None and answer.status_code == 409
+            return
+        reply.closed = answer.json()
+        # A reply closed takes no delta; its last one, sent again, is still answered as the first time.
+        late = await self._send(
+            "POST", f"{url}/deltas", user, gone_ok=True, refused=409, json={"offset": 0, "text": "late"}
+        )
+        if late is not None and late.status_code != 404:  # 404: a branch delete took the reply meanwhile
+            refused = late.status_code == 409 and late.json().get("reason") == "state"
+            self.result.expect(refused, f"a delta after the close answered {late.status_code}")
+        if reply.acked:
+            offset, text = reply.acked[-1]
+            body = {"offset": offset, "text": text}
+            # gone_ok: a branch delete may take the reply meanwhile (404), as for any message the load names.
+            again = await self._send("POST", f"{url}/deltas", user, gone_ok=True, json=body)
+            ok = again is None or again.status_code == 404 or again.json()["length"] == offset + len(text)
+            self.result.expect(ok, "a delta sent again after the close was not answered as the first time")
+
+    async def _until_answered(self, method: str, path: str, user: str, **kwargs: Any) -> httpx.Response | None:
+        """The same request, sent until the server answers it (through kills and restarts): the answer, 409 and
+        404 included (the caller judges them); None if the load stopped first."""
+        violations = len(self.result.violations)
+        while not self.stop.is_set():
+            response = await self._send(method, path, user, gone_ok=True, refused=409, **kwargs)
+            if response is not None:
+                return response
+            if len(self.result.violations) > violations:
+                return None  # answered, wrongly: counted already
+        return None
 
     async def _patch(self) -> None:
         thread_id = random.choice(list(self.ledger.threads))
@@ -260,6 +339,9 @@ async def audit(client: Client, db: Inspector, ledger: Ledger, result: CrashResu
     await _audit_structure(db, ledger, result)
     await _audit_acknowledged(client, ledger, result)
     await _audit_idempotent_retries(client, db, ledger, result)
+    stored = [row["id"] for row in await db.threads_of(ledger.users)]
+    for violation in await db.reply_violations(stored):
+        result.expect(False, violation)
 
 
 async def _audit_structure(db: Inspector, ledger: Ledger, result: CrashResult) -> None:
@@ -273,7 +355,7 @@ async def _audit_structure(db: Inspector, ledger: Ledger, result: CrashResult) -
     result.expect(max(titles.values(), default=1) == 1, f"a create landed twice: {titles.most_common(3)}")
     forks = [row for row in threads if row["title"] in ledger.forks]
     threads = [row for row in threads if row["title"] not in ledger.forks]
-    contents = Counter(m["content"] for row in threads for m in by_thread[row["id"]])
+    contents = Counter(trace(m["content"]) for row in threads for m in by_thread[row["id"]])
     result.expect(max(contents.values(), default=1) == 1, f"a message landed twice: {contents.most_common(3)}")
     for row in threads:
         stored = sorted(by_thread[row["id"]], key=lambda m: m["seq"])
@@ -293,7 +375,7 @@ async def _audit_structure(db: Inspector, ledger: Ledger, result: CrashResult) -
             if (message["role"], message["content"]) in initial:
                 continue
             result.expect(
-                ledger.appends.get(message["content"]) == row["id"], f"message {message['id']} matches no append"
+                ledger.appends.get(trace(message["content"])) == row["id"], f"message {message['id']} matches no append"
             )
     await _audit_forks(db, ledger, result, forks, by_thread)
 
@@ -314,24 +396,36 @@ async def _audit_forks(
         result.expect(chain, f"fork {row['id']}: its messages are no chain")
         if not copied:
             continue
+        last = copied[-1]["content"]
+        # A copied reply holds its text as it stood then: its source is found by its starting text.
         original = await db.rows(
-            "SELECT id, parent_id, role, content FROM messages WHERE thread_id = :t AND content = :c",
+            "SELECT id, parent_id, role, content FROM messages WHERE thread_id = :t AND content "
+            + ("LIKE :c" if last.startswith(TAG) else "= :c"),
             t=source,
-            c=copied[-1]["content"],
+            c=trace(last) + "%" if last.startswith(TAG) else last,
         )
         if not original:
             result.expect(source in ledger.deleting, f"fork {row['id']}: its last message is none of its source's")
             continue
         result.expect(named in (None, original[0]["id"]), f"fork {row['id']} did not copy the path to {named}")
-        path: list[tuple[str, str]] = []
+        path: list[dict[str, Any]] = []
         at: dict[str, Any] | None = original[0]
         while at is not None:
-            path.append((at["role"], at["content"]))
+            path.append(at)
             parent = at["parent_id"]
             rows = await db.rows("SELECT id, parent_id, role, content FROM messages WHERE id = :p", p=parent)
             at = rows[0] if parent is not None and rows else None
-        ok = path[::-1] == [(m["role"], m["content"]) for m in copied]
+        path.reverse()
+        ok = [(m["role"], trace(m["content"])) for m in path] == [(m["role"], trace(m["content"])) for m in copied]
         result.expect(ok, f"fork {row['id']} is not its source's path to {original[0]['id']}")
+        for source_message, copy in zip(path, copied, strict=False):
+            result.expect(copy["status"] != "in_progress", f"fork {row['id']}: a copy is still in_progress")
+            if copy["content"].startswith(TAG):
+                grown = await db.rows(
+                    "SELECT text FROM message_deltas WHERE message_id = :m ORDER BY start", m=source_message["id"]
+                )
+                whole = source_message["content"] + "".join(r["text"] for r in grown)
+                result.expect(whole.startswith(copy["content"]), f"fork {row['id']}: a copied reply is not its text")
 
 
 async def _audit_acknowledged(client: Client, ledger: Ledger, result: CrashResult) -> None:
@@ -376,12 +470,18 @@ async def _audit_acknowledged(client: Client, ledger: Ledger, result: CrashResul
             seen = by_id.get(message["id"])
             if seen is None and may_be_deleted(message):
                 continue
+            if message["id"] in ledger.replies:  # grown and ended since its 201: audited by audit_replies
+                result.expect(message["id"] not in ledger.deleted, f"reply {message['id']} outlived its delete")
+                continue
             # sibling_count is "as of the response": later siblings raise it.
             same = seen is not None and {**seen, "sibling_count": 0} == {**message, "sibling_count": 0}
             result.expect(same, f"acknowledged message {message['id']} differs")
             result.expect(message["id"] not in ledger.deleted, f"message {message['id']} outlived its delete")
 
     await asyncio.gather(*(one(thread_id, thread) for thread_id, thread in ledger.threads.items()))
+    result.replies += await audit_replies(
+        client, ledger.replies, lambda message_id: may_be_deleted(ledger.messages[message_id]), result.expect
+    )
 
     async def fork(fork_id: str, acknowledged: dict[str, Any]) -> None:
         async with gate:

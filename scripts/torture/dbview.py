@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from scripts.torture import tree
+import orjson
+from scripts.torture import replies, tree
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
+
+from threadstore.db import event_body
+
+# A stand-in for the event row's time, which the checks never read (json_bytes needs one to rebuild a body).
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class Inspector:
@@ -54,7 +61,7 @@ class Inspector:
         ids = list(thread_ids)
         for start in range(0, len(ids), 500):
             found += await self.rows(
-                "SELECT id, thread_id, seq, role, content, parent_id FROM messages WHERE thread_id IN :ids",
+                "SELECT id, thread_id, seq, role, content, parent_id, status FROM messages WHERE thread_id IN :ids",
                 ids=ids[start : start + 500],
             )
         return found
@@ -77,3 +84,40 @@ class Inspector:
                 f"SELECT {', '.join(tree.BRANCH_COLUMNS)} FROM branches WHERE thread_id IN :ids", ids=chunk
             )
         return tree.tree_violations(threads, messages, branches)
+
+    async def reply_violations(self, thread_ids: Sequence[str]) -> list[str]:
+        """The streamed-reply invariants (scripts/torture/replies.py) over these threads' messages, their delta
+        rows and their events as stored now."""
+        ids = list(thread_ids)
+        messages: list[dict[str, Any]] = []
+        deltas: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        columns = ", ".join(f"m.{c}" for c in replies.MESSAGE_COLUMNS)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            messages += await self.rows(f"SELECT {columns} FROM messages m WHERE m.thread_id IN :ids", ids=chunk)
+            deltas += await self.rows(
+                "SELECT d.message_id, d.start, d.text FROM message_deltas d JOIN messages m ON m.id = d.message_id"
+                " WHERE m.thread_id IN :ids",
+                ids=chunk,
+            )
+            events += await self.rows(
+                "SELECT id, type, message_id, body FROM events WHERE thread_id IN :ids AND message_id IS NOT NULL",
+                ids=chunk,
+            )
+        return replies.reply_violations(messages, deltas, events)
+
+    async def events_of_message(self, message_id: str, kind: str) -> list[dict[str, Any]]:
+        """The events of one type about a message, in id order, each as its stored JSON object (without what the
+        event row supplies) with `id`: its text inline (`message_id`) or joined from the message (`content_of`)."""
+        rows = await self.rows(
+            "SELECT id, body, member FROM events WHERE type = :kind AND (message_id = :m OR content_of = :m)"
+            " ORDER BY id",
+            kind=kind,
+            m=message_id,
+        )
+        found = []
+        for row in rows:
+            data = orjson.loads(event_body.json_bytes(bytes(row["body"]), row["member"], None, "", _EPOCH))
+            found.append({**data, "id": row["id"]})
+        return found

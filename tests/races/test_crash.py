@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from scripts.torture.client import Client, torture_server
-from scripts.torture.crash import CrashResult, Load, audit, postgres_killer, run_crash_audit, server_killer
+from scripts.torture.crash import SETTINGS, CrashResult, Load, audit, postgres_killer, run_crash_audit, server_killer
 from scripts.torture.dbview import Inspector
 from sqlalchemy import text
 
@@ -38,7 +38,7 @@ async def test_server_sigkill_loses_no_acknowledged_write(
     kind: str, pg_server: PgServer | None, tmp_path: Path
 ) -> None:
     async with fresh_database(kind, pg_server, tmp_path) as backend:
-        server = torture_server(tmp_path, backend)
+        server = torture_server(tmp_path, backend, **SETTINGS)
         db = Inspector(backend.url)
         try:
             result = await run_crash_audit(
@@ -58,7 +58,7 @@ async def test_server_sigkill_loses_no_acknowledged_write(
 
 async def test_postgres_immediate_stop_loses_no_acknowledged_write(private_pg: PgServer, tmp_path: Path) -> None:
     async with fresh_database("postgresql", private_pg, tmp_path) as backend:
-        server = torture_server(tmp_path, backend)
+        server = torture_server(tmp_path, backend, **SETTINGS)
         db = Inspector(backend.url)
         try:
             result = await run_crash_audit(
@@ -77,10 +77,11 @@ async def test_postgres_immediate_stop_loses_no_acknowledged_write(private_pg: P
 
 
 async def test_the_audit_catches_a_lost_write_and_a_half_written_thread(tmp_path: Path) -> None:
-    """The audit is only evidence if it can fail: remove an acknowledged message, and strip a thread of its
-    initial messages behind the server's back, and it must report both."""
+    """The audit is only evidence if it can fail: remove an acknowledged message, strip a thread of its initial
+    messages, and take an acknowledged delta from an unfinished and from a closed reply behind the server's back,
+    and it must report each."""
     async with fresh_database("sqlite", None, tmp_path) as backend:
-        server = torture_server(tmp_path, backend)
+        server = torture_server(tmp_path, backend, **SETTINGS)
         db = Inspector(backend.url)
         client = Client(server.base_url)
         result = CrashResult("tampered")
@@ -106,7 +107,24 @@ async def test_the_audit_catches_a_lost_write_and_a_half_written_thread(tmp_path
                 and t["id"] not in ledger.deleting
                 and t["id"] != message["thread_id"]
             )
+            # A streamed reply whose last acknowledged delta goes missing: a delta row of an unfinished one, the
+            # end of a closed one's content.
+            replies = [
+                (message_id, reply)
+                for message_id, reply in ledger.replies.items()
+                if reply.acked and reply.thread_id not in ledger.deleting and reply.pending is None
+            ]
+            unfinished = next(m for m, r in replies if r.closing is None and not r.swept)
+            closed = next(m for m, r in replies if r.closed is not None)
             async with db.engine.begin() as conn:
+                await conn.execute(
+                    text("DELETE FROM message_deltas WHERE message_id = :id AND start = :start"),
+                    {"id": unfinished, "start": ledger.replies[unfinished].acked[-1][0]},
+                )
+                await conn.execute(
+                    text("UPDATE messages SET content = substr(content, 1, length(content) - 1) WHERE id = :id"),
+                    {"id": closed},
+                )
                 await conn.execute(text("DELETE FROM messages WHERE id = :id"), {"id": message["id"]})
                 await conn.execute(text("DELETE FROM messages WHERE thread_id = :id"), {"id": thread["id"]})
                 await conn.execute(text("UPDATE threads SET message_count = 0 WHERE id = :id"), {"id": thread["id"]})
@@ -118,3 +136,5 @@ async def test_the_audit_catches_a_lost_write_and_a_half_written_thread(tmp_path
     found = "\n".join(result.violations)
     assert f"acknowledged message {message['id']} differs" in found, found
     assert f"thread {thread['id']} lacks its initial messages" in found, found
+    assert f"reply {unfinished} lacks an acknowledged delta" in found, found
+    assert f"reply {closed} lacks an acknowledged delta" in found, found

@@ -15,8 +15,9 @@ import httpx
 import pytest
 from scripts.torture.client import Client, torture_server
 from scripts.torture.dbview import Inspector
+from scripts.torture.family import Race
 from scripts.torture.llm import FakeLlm
-from scripts.torture.races import FAMILIES, Race
+from scripts.torture.races import FAMILIES
 
 from tests.conftest import fresh_database, new_user
 from tests.harness.client import Frame

@@ -8,7 +8,8 @@ families count a 503 (attempts exhausted) as a violation, so they also prove the
 from __future__ import annotations
 
 import pytest
-from scripts.torture.races import FAMILIES, Race
+from scripts.torture.family import Race
+from scripts.torture.races import FAMILIES
 
 from tests.races.conftest import Target
 

@@ -1,4 +1,5 @@
-"""The long-run script stays runnable: a one-round SQLite run exits 0 and prints its summary."""
+"""The long-run script stays runnable: a one-round SQLite run exits 0 and prints its summary, with every race
+family (those of streamed replies included) and streamed replies in its crash round."""
 
 from __future__ import annotations
 
@@ -38,3 +39,6 @@ async def test_a_short_torture_run_prints_a_clean_summary(tmp_path: Path) -> Non
     assert int(rows["crash audit, server SIGKILL, SQLite"][0]) == 1, text
     assert int(rows["crash audit, server SIGKILL, SQLite"][5]) >= 1, text  # killed at least once
     assert rows["total"][-1] == "0", text  # no violation
+    # Streamed replies in the crash round: started, deltas acknowledged (each audited in its reply), ...
+    assert int(rows["replies, server SIGKILL, SQLite"][0]) >= 1, text
+    assert int(rows["replies, server SIGKILL, SQLite"][1]) >= 1, text

@@ -9,8 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
+from fastapi import FastAPI, Request, Response
 
+from tests.conftest import BACKENDS as ALL_BACKENDS
 from tests.conftest import Api
+from threadstore import maintenance
 
 LONG = os.environ.get("THREADSTORE_SAFETY_LONG", "") not in ("", "0")
 FIRST_MESSAGE = "Can you help me plan a three day trip to Lisbon in March with kids?"
@@ -20,12 +24,33 @@ INITIAL_MESSAGES = 12 if LONG else 2
 Context = dict[str, Any]
 
 
+BACKENDS = tuple(ALL_BACKENDS)
+DIRECT = ("sqlite", "postgresql")
+
+
 @dataclass(frozen=True)
 class Endpoint:
     name: str
     setup: Callable[[Api, str], Awaitable[Context]]
     call: Callable[[Api, str, Context], Awaitable[httpx.Response]]
     writes: bool
+    # Where CI sweeps it, by sweep ("fault", "cancel"); None: every sweep on every backend. The long mode
+    # (THREADSTORE_SAFETY_LONG) always sweeps every endpoint everywhere.
+    ci: dict[str, tuple[str, ...]] | None = None
+
+    def backends(self, sweep: str) -> tuple[str, ...]:
+        if LONG or self.ci is None:
+            return BACKENDS
+        return self.ci.get(sweep, ())
+
+
+def cases(sweep: str, endpoints: list[Endpoint]) -> list[Any]:
+    """The (endpoint, backend) pairs `sweep` runs, as pytest parameters named `endpoint-backend`."""
+    return [
+        pytest.param(endpoint, kind, id=f"{endpoint.name}-{kind}")
+        for endpoint in endpoints
+        for kind in endpoint.backends(sweep)
+    ]
 
 
 async def _nothing(_api: Api, _user: str) -> Context:
@@ -81,6 +106,65 @@ async def _branched_thread(api: Api, user: str) -> Context:
     assert branch.status_code == 201, branch.text
     ctx["branch"] = branch.json()["id"]
     return ctx
+
+
+# A streamed reply: "Hel" + "lo" stored as two delta rows after an empty start (the design's message_deltas).
+REPLY_DELTAS = ("Hel", "lo")
+
+
+async def _reply(api: Api, user: str) -> Context:
+    """A thread whose last message is an in_progress reply grown by two deltas."""
+    ctx = await _thread(api, user, title="streaming", messages=[{"content": FIRST_MESSAGE}])
+    body = {"role": "assistant", "content": "", "status": "in_progress", "model": "m-1"}
+    started = await api.request("POST", _url(ctx, "/messages"), user=user, json=body)
+    assert started.status_code == 201, started.text
+    ctx["reply"] = started.json()["id"]
+    offset = 0
+    for text in REPLY_DELTAS:
+        sent = await api.request("POST", _reply_url(ctx, "/deltas"), user=user, json={"offset": offset, "text": text})
+        assert sent.status_code == 200, sent.text
+        offset += len(text)
+    ctx["length"] = offset
+    return ctx
+
+
+async def _closed_reply_with_feedback(api: Api, user: str) -> Context:
+    """A streamed reply ended by PATCH (its deltas folded into its content), then rated."""
+    ctx = await _reply(api, user)
+    closed = await api.request("PATCH", _reply_url(ctx), user=user, json={"status": "completed"})
+    assert closed.status_code == 200, closed.text
+    rated = await api.request("PUT", _reply_url(ctx, "/feedback"), user=user, json={"rating": "up"})
+    assert rated.status_code == 200, rated.text
+    return ctx
+
+
+SWEEP_PATH = "/_test/end-stale"
+
+
+async def _stale_reply(api: Api, user: str) -> Context:
+    """The only unfinished reply of the database (replies an earlier replay left unfinished are ended first,
+    outside any fault scope), which the sweep below ends."""
+    _install_sweep_route(api.app)
+    await maintenance.end_stale_replies(api.database, -60.0)
+    return await _reply(api, user)
+
+
+def _install_sweep_route(app: FastAPI) -> None:
+    """The stale sweep is the server's own write, run by maintenance.end_stale_forever: this test-only route
+    runs that same function (every unfinished reply counts as stale), so the sweeps drive it like a request
+    and its failures are answered through the app's own error handlers."""
+    if any(getattr(route, "path", None) == SWEEP_PATH for route in app.router.routes):
+        return
+
+    async def end_stale(request: Request) -> Response:
+        ended = await maintenance.end_stale_replies(request.app.state.database, -60.0)
+        return Response(f'{{"ended": {ended}}}', media_type="application/json")
+
+    app.add_api_route(SWEEP_PATH, end_stale, methods=["POST"], include_in_schema=False)
+
+
+def _reply_url(ctx: Context, suffix: str = "") -> str:
+    return _url(ctx, f"/messages/{ctx['reply']}{suffix}")
 
 
 def _url(ctx: Context, suffix: str = "") -> str:
@@ -239,6 +323,71 @@ ENDPOINTS = [
             "GET", _url(ctx, "/messages"), user=user, params={"limit": 2, "order": "desc"}
         ),
         writes=False,
+    ),
+    # Streamed replies (issue 17): a delta (one statement on PostgreSQL), its retry (a no-op answered as the
+    # first time: the reads after a compare-and-set that matched nothing), the closing PATCH that folds the
+    # deltas into the content, feedback set and removed, and the stale sweep. CI's share, within about 40 s:
+    # every write in the fault sweep, the delta (the only one-statement write, which PgBouncer's transaction
+    # mode changes) through PgBouncer too; in the cancellation sweep the delta, the closing PATCH and the
+    # sweep. The rest share their units' code (`_locked` and `_change` of messages/replies.py) with these.
+    Endpoint(
+        "append_delta",
+        _reply,
+        lambda api, user, ctx: api.request(
+            "POST", _reply_url(ctx, "/deltas"), user=user, json={"offset": ctx["length"], "text": ", wörld 🙂"}
+        ),
+        writes=True,
+        ci={"fault": BACKENDS, "cancel": BACKENDS},
+    ),
+    Endpoint(
+        "append_delta_retry",
+        _reply,
+        lambda api, user, ctx: api.request(
+            "POST", _reply_url(ctx, "/deltas"), user=user, json={"offset": len(REPLY_DELTAS[0]), "text": "lo"}
+        ),
+        writes=False,
+        ci={},
+    ),
+    Endpoint(
+        "close_reply",
+        _reply,
+        lambda api, user, ctx: api.request(
+            "PATCH",
+            _reply_url(ctx),
+            user=user,
+            json={
+                "status": "completed",
+                "finish_reason": "stop",
+                "usage": {"input_tokens": 12, "output_tokens": 2},
+                "metadata": {"latency_ms": 840},
+            },
+        ),
+        writes=True,
+        ci={"fault": DIRECT, "cancel": DIRECT},
+    ),
+    Endpoint(
+        # On the unfinished reply: its event carries the text so far, deltas included.
+        "put_feedback",
+        _reply,
+        lambda api, user, ctx: api.request(
+            "PUT", _reply_url(ctx, "/feedback"), user=user, json={"rating": "down", "comment": "too short"}
+        ),
+        writes=True,
+        ci={"fault": DIRECT},
+    ),
+    Endpoint(
+        "delete_feedback",
+        _closed_reply_with_feedback,
+        lambda api, user, ctx: api.request("DELETE", _reply_url(ctx, "/feedback"), user=user),
+        writes=True,
+        ci={},
+    ),
+    Endpoint(
+        "end_stale_reply",
+        _stale_reply,
+        lambda api, user, ctx: api.request("POST", SWEEP_PATH, user=user),
+        writes=True,
+        ci={"fault": DIRECT, "cancel": DIRECT},
     ),
     Endpoint(
         "auto_rename",

@@ -17,7 +17,6 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import (
-    BACKENDS,
     JWT_SECRET,
     Backend,
     fresh_database,
@@ -28,7 +27,7 @@ from tests.conftest import (
     running_api,
 )
 from tests.pg_server import PgServer
-from tests.safety.endpoints import WRITE_ENDPOINTS, Endpoint
+from tests.safety.endpoints import WRITE_ENDPOINTS, Endpoint, cases
 from tests.safety.faults import COMMIT, Injector, writes_rows
 from tests.safety.report import record_sweep
 from tests.safety.state import (
@@ -46,8 +45,7 @@ from threadstore.auth import issue_token
 pytestmark = pytest.mark.through_pgbouncer
 
 
-@pytest.mark.parametrize("kind", BACKENDS)
-@pytest.mark.parametrize("endpoint", WRITE_ENDPOINTS, ids=[e.name for e in WRITE_ENDPOINTS])
+@pytest.mark.parametrize(("endpoint", "kind"), cases("cancel", WRITE_ENDPOINTS))
 async def test_cancellation_sweep(
     endpoint: Endpoint, kind: str, pg_server: PgServer | None, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

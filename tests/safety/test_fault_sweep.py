@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKENDS, fresh_database, make_settings, new_user, pooler_for, running_api
+from tests.conftest import fresh_database, make_settings, new_user, pooler_for, running_api
 from tests.pg_server import PgServer
-from tests.safety.endpoints import ENDPOINTS, LONG, Endpoint, has_events_endpoint
+from tests.safety.endpoints import ENDPOINTS, LONG, Endpoint, cases, has_events_endpoint
 from tests.safety.faults import (
     ACK_LOST,
     COMMIT,
@@ -52,8 +52,7 @@ pytestmark = pytest.mark.through_pgbouncer
 ROUNDS = 3 if LONG else 1
 
 
-@pytest.mark.parametrize("kind", BACKENDS)
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=[e.name for e in ENDPOINTS])
+@pytest.mark.parametrize(("endpoint", "kind"), cases("fault", ENDPOINTS))
 async def test_fault_sweep(
     endpoint: Endpoint, kind: str, pg_server: PgServer | None, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
