@@ -233,7 +233,7 @@ class Load:
             self.result.expect(refused, f"a delta after the close answered {late.status_code}")
         if reply.acked:
             offset, text = reply.acked[-1]
-            body = {"offset": offset, "text": text}
+            body: dict[str, int | str] = {"offset": offset, "text": text}
             # gone_ok: a branch delete may take the reply meanwhile (404), as for any message the load names.
             again = await self._send("POST", f"{url}/deltas", user, gone_ok=True, json=body)
             ok = again is None or again.status_code == 404 or again.json()["length"] == offset + len(text)
