@@ -233,9 +233,8 @@ class Load:
             self.result.expect(refused, f"a delta after the close answered {late.status_code}")
         if reply.acked:
             offset, text = reply.acked[-1]
-            body: dict[str, int | str] = {"offset": offset, "text": text}
             # gone_ok: a branch delete may take the reply meanwhile (404), as for any message the load names.
-            again = await self._send("POST", f"{url}/deltas", user, gone_ok=True, json=body)
+            again = await self._send("POST", f"{url}/deltas", user, gone_ok=True, json={"offset": offset, "text": text})
             ok = again is None or again.status_code == 404 or again.json()["length"] == offset + len(text)
             self.result.expect(ok, "a delta sent again after the close was not answered as the first time")
 
