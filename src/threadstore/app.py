@@ -59,9 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.idempotency_ttl_seconds,
                 settings.maintenance_interval_seconds,
                 settings.event_retention_seconds,
-            )
+            ),
+            name="maintenance-pruning",
         )
-        stale_sweep = asyncio.create_task(maintenance.end_stale_forever(database, settings.stale_message_seconds))
+        stale_sweep = asyncio.create_task(
+            maintenance.end_stale_forever(database, settings.stale_message_seconds), name="maintenance-stale-replies"
+        )
         delivery = EventDelivery(app.state.database, settings)
         app.state.event_delivery = delivery
         app.state.event_hub = delivery.hub

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import event
 
 from tests.conftest import Api, Factory
+from tests.harness.app import BACKGROUND_TASKS
 from tests.threads.helpers import recorded_events
 from threadstore.db.unit_of_work import Tx
 from threadstore.threads import repository
@@ -37,7 +38,7 @@ def sent(api: Api) -> Iterator[list[Sent]]:
 
     def record(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         task = asyncio.current_task()
-        if task is None or not task.get_name().startswith("event-"):
+        if task is None or not task.get_name().startswith(BACKGROUND_TASKS):
             driver = conn.connection.driver_connection
             seen.append(Sent(statement.split()[0], bool(driver.is_in_transaction()), statement))
 

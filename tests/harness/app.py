@@ -18,6 +18,10 @@ from threadstore.app import build_asgi
 from threadstore.config import Settings
 from threadstore.http.edge import uvicorn_options
 
+# The app's own background tasks (event delivery, housekeeping) by name: their short units of work may
+# hold a pooled connection at any moment, which says nothing about what a request holds.
+BACKGROUND_TASKS = ("event-", "maintenance-")
+
 ASGI_URL = "http://threadstore.test"
 
 

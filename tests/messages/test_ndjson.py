@@ -16,7 +16,7 @@ from sqlalchemy import event
 from starlette.types import ASGIApp, Message
 
 from tests.conftest import Api, Factory, idle_in_transaction, new_user
-from tests.harness.app import running_api
+from tests.harness.app import BACKGROUND_TASKS, running_api
 from tests.harness.databases import Backend, fresh_database, make_settings
 from tests.http.problems import assert_problem
 from tests.pg_server import PgServer
@@ -354,7 +354,7 @@ class RequestCheckouts:
 
     @property
     def held_by_requests(self) -> int:
-        return sum(1 for task in self._out.values() if not task.startswith("event-"))
+        return sum(1 for task in self._out.values() if not task.startswith(BACKGROUND_TASKS))
 
     def _checkout(self, _dbapi: Any, record: Any, *_: Any) -> None:
         task = asyncio.current_task()

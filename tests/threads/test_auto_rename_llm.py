@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.conftest import Api, Factory, idle_in_transaction
+from tests.harness.app import BACKGROUND_TASKS
 from tests.harness.server import serve_in_process
 from tests.threads.helpers import append, assert_problem, assert_thread_response, get_thread
 from threadstore.titles import summarize
@@ -175,8 +176,8 @@ async def test_llm_answer_is_cut_to_8_words(api: Api, user: str, create_thread: 
 
 
 class RequestCheckouts:
-    """Pool checkouts held by request handlers. Event delivery runs its own short units in background tasks
-    (named `event-…`) at any moment; those say nothing about what a request holds."""
+    """Pool checkouts held by request handlers. Event delivery and housekeeping run their own short units in
+    background tasks (BACKGROUND_TASKS) at any moment; those say nothing about what a request holds."""
 
     def __init__(self, engine: Any) -> None:
         self._out: dict[int, str] = {}
@@ -185,7 +186,7 @@ class RequestCheckouts:
 
     @property
     def held_by_requests(self) -> int:
-        return sum(1 for task in self._out.values() if not task.startswith("event-"))
+        return sum(1 for task in self._out.values() if not task.startswith(BACKGROUND_TASKS))
 
     def _checkout(self, _dbapi: Any, record: Any, *_: Any) -> None:
         task = asyncio.current_task()

@@ -280,7 +280,9 @@ class Database:
         closed database" error in a future nobody awaits. On its own task the attempt is cancelled once and its
         cleanup runs to its end. (PostgreSQL: asyncpg's fallback is a clean terminate; no task is spent there.)
         """
-        task = asyncio.create_task(attempt)
+        caller = asyncio.current_task()
+        # Named after the caller, so what a connection is held for stays visible (diagnostics, tests).
+        task = asyncio.create_task(attempt, name=caller.get_name() if caller is not None else None)
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
