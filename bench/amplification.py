@@ -169,7 +169,7 @@ class Probe:
         self.conn = conn
         self.walinspect = walinspect
         self.oid = oid
-        self.slot = f"threadstore_wal_{os.getpid()}"
+        self.slot = f"threadstore_wal_{os.getpid()}_{oid}"  # one per database: a run may probe several
 
     @classmethod
     async def open(cls, dsn: str) -> Probe:

@@ -23,10 +23,13 @@ from typing import Any
 import asyncpg
 import httpx
 import report
+import seeding
 from load import Line, Sample, run_wrk, write_lines
 from servers import Server
 
 from threadstore.cursors import encode_message_cursor
+from threadstore.db.search_terms import tsvector_literal
+from threadstore.search.index import indexed
 
 OWNER = "brancher"  # a user of its own: the seeded users' lists stay as the other endpoints expect them
 DEEP_THREAD = "thr_deep000000000000000"
@@ -246,12 +249,19 @@ async def seed(dsn: str) -> Seeded:
                 records=[(b.id, t.thread_id, b.parent_branch_id, b.fork_depth, b.sibling_index, b.level, b.jump_id,
                           b.jump_level, b.jump_fork_depth) for t in trees for b in t.branches],
             )  # fmt: skip
-            await conn.copy_records_to_table(
+            # Indexed as threadstore writes a message (issue 18): a fork copies the terms with the text. Rows
+            # without them would be indexed one by one after the copy, as unfinished replies are.
+            terms = indexed(OWNER, CONTENT)
+            assert terms is not None
+            literal = tsvector_literal(terms)
+            await seeding.copy_csv(
+                conn,
                 "messages",
-                columns=["id", "thread_id", "seq", "role", "content", "metadata", "created_at", "branch_id", "depth",
-                         "parent_id", "sibling_index"],
-                records=[(m.id, t.thread_id, m.seq, _ROLES[m.depth % 2], CONTENT, "{}", _stamp(m.seq), m.branch_id,
-                          m.depth, m.parent_id, m.sibling_index) for t in trees for m in t.messages],
+                ["id", "thread_id", "seq", "role", "content", "metadata", "created_at", "branch_id", "depth",
+                 "parent_id", "sibling_index", "search_terms"],
+                [(m.id, t.thread_id, m.seq, _ROLES[m.depth % 2], CONTENT, "{}", _stamp(m.seq).isoformat(),
+                  m.branch_id, m.depth, m.parent_id, m.sibling_index, literal)
+                 for t in trees for m in t.messages],
             )  # fmt: skip
         for table in ("threads", "branches", "messages"):
             await conn.execute(f"VACUUM ANALYZE {table}")
@@ -559,28 +569,37 @@ async def singles(server: Server, token: str, seeded: Seeded, log: Callable[[str
     path = seeded.deep_path
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=server.url, timeout=600, headers=headers) as client:
-
-        async def fork(message: str) -> tuple[float, dict[str, Any]]:
-            t0 = time.perf_counter()
-            response = await client.post(f"/api/threads/{DEEP_THREAD}/fork", json={"message_id": message})
-            elapsed = (time.perf_counter() - t0) * 1000
-            if response.status_code != 201:
-                raise RuntimeError(f"fork answered {response.status_code}: {response.text[:300]}")
-            body: dict[str, Any] = response.json()
-            return elapsed, body
-
-        await fork(path[FORK_PATH - 1].id)  # warm-up: plans and pool
-        times = []
-        for _ in range(FORK_REPEATS):
-            elapsed, body = await fork(path[FORK_PATH - 1].id)
-            if body["message_count"] != FORK_PATH:
-                raise RuntimeError(f"a fork of a {FORK_PATH}-message path has {body['message_count']} messages")
-            times.append(elapsed)
-        log(f"fork of a {FORK_PATH:,}-message path: median {statistics.median(times):.1f} ms of {FORK_REPEATS}")
-        big_ms, big = await fork(path[-1].id)
-        log(f"fork of the {len(path):,}-message path: {big_ms:,.0f} ms, {big['message_count']:,} messages")
+        times, big_ms, big_count = await forks(client, path, log)
         ndjson = await _ndjson(client, server, len(path), log)
-    return Singles(times, big_ms, int(big["message_count"]), ndjson)
+    return Singles(times, big_ms, big_count, ndjson)
+
+
+async def forks(
+    client: httpx.AsyncClient, path: list[Placed], log: Callable[[str], None]
+) -> tuple[list[float], float, int]:
+    """Sequential forks of the deep thread (`path`: its active path): FORK_REPEATS of its first FORK_PATH
+    messages after one warm-up, then one of the whole path. (ms of each, ms of the whole, messages copied.)"""
+
+    async def fork(message: str) -> tuple[float, dict[str, Any]]:
+        t0 = time.perf_counter()
+        response = await client.post(f"/api/threads/{DEEP_THREAD}/fork", json={"message_id": message})
+        elapsed = (time.perf_counter() - t0) * 1000
+        if response.status_code != 201:
+            raise RuntimeError(f"fork answered {response.status_code}: {response.text[:300]}")
+        body: dict[str, Any] = response.json()
+        return elapsed, body
+
+    await fork(path[FORK_PATH - 1].id)  # warm-up: plans and pool
+    times = []
+    for _ in range(FORK_REPEATS):
+        elapsed, body = await fork(path[FORK_PATH - 1].id)
+        if body["message_count"] != FORK_PATH:
+            raise RuntimeError(f"a fork of a {FORK_PATH}-message path has {body['message_count']} messages")
+        times.append(elapsed)
+    log(f"fork of a {FORK_PATH:,}-message path: median {statistics.median(times):.1f} ms of {FORK_REPEATS}")
+    big_ms, big = await fork(path[-1].id)
+    log(f"fork of the {len(path):,}-message path: {big_ms:,.0f} ms, {big['message_count']:,} messages")
+    return times, big_ms, int(big["message_count"])
 
 
 async def _ndjson(client: httpx.AsyncClient, server: Server, n: int, log: Callable[[str], None]) -> dict[str, Any]:

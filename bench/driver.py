@@ -25,6 +25,7 @@ import branching
 import endpoints
 import profiling
 import report
+import searching
 import seeding
 import soak
 import streamed_replies
@@ -74,13 +75,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-compare", action="store_true", help="skip the side-by-side rounds")
     p.add_argument(
         "--only",
-        choices=["wal", "branches", "streaming"],
+        choices=["wal", "branches", "streaming", "search"],
         help="after seeding, run one phase alone: wal = write amplification (~3 min in all); branches = the"
         " branch figures of issue 16 (~9 min in all with the defaults); streaming = the streamed replies of"
-        " issue 17 (~5 min in all)",
+        " issue 17 (~5 min in all); search = the search figures of issue 18 on a database of their own, without"
+        " the common seeding nor the yardstick (~10 min)",
     )
     p.add_argument("--no-branches", action="store_true", help="skip the branch figures (issue 16)")
     p.add_argument("--no-streaming", action="store_true", help="skip the streamed replies (issue 17)")
+    p.add_argument("--no-search", action="store_true", help="skip the search figures (issue 18)")
+    p.add_argument("--search-scale", type=float, default=1.0, help="search corpus size: 1 = 1,000,000 messages")
+    p.add_argument("--search-repeats", type=int, default=30, help="timed requests per search query and database")
+    p.add_argument("--search-like-repeats", type=int, default=5, help="timed LIKE scans per database")
+    p.add_argument("--search-workers", type=int, default=2, help="processes building the search corpus")
+    p.add_argument(
+        "--search-baseline",
+        default="auto",
+        help="what appends are compared with: auto (threadstore at the commit before migration 0008, on a copy of"
+        " the database at 0007), a git revision, or no-gin (this commit, the GIN indexes dropped)",
+    )
+    p.add_argument("--search-database-name", help="the search figures' database (<--database-name>_search)")
     p.add_argument("--wal-deltas", type=int, default=200, help="sequential deltas per WAL-per-delta case")
     p.add_argument("--streaming-replies", type=int, default=50, help="replies of the streaming scenario")
     p.add_argument("--streaming-interval", type=float, default=0.2, help="seconds between a reply's deltas")
@@ -112,6 +126,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name, (full, topologies) in DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, topologies if args.topology else full)
+    if args.search_database_name is None:
+        args.search_database_name = f"{args.database_name}_search"
     return args
 
 
@@ -156,6 +172,9 @@ def estimate_seconds(args: argparse.Namespace, n_endpoints: int) -> float:
     n_branch = len(branching.MEASURED)
     branches = 0 if args.no_branches else n_branch * (args.warmup + args.rounds * args.duration + 1) + 30
     streaming = 0 if args.no_streaming else streamed_replies.estimate_seconds(args)
+    search_time = 0 if args.no_search else searching.estimate_seconds(args)
+    if args.only == "search":
+        return search_time
     if args.only == "wal":
         return float(seed + 20 + write_amplification)
     if args.only == "branches":
@@ -165,7 +184,7 @@ def estimate_seconds(args: argparse.Namespace, n_endpoints: int) -> float:
     compare = 0 if args.no_compare else n_endpoints * (2 * args.warmup + 2 * args.rounds * args.duration + 2)
     profile = n_endpoints * (args.duration + 4) if args.profile else 0
     soak = args.soak + 5 if args.soak else 0
-    return float(seed + 20 + write_amplification + compare + branches + streaming + profile + soak)
+    return float(seed + 20 + write_amplification + compare + branches + streaming + profile + soak + search_time)
 
 
 def measure(
@@ -209,21 +228,13 @@ async def server_facts(dsn: str) -> tuple[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.only == "wal":
-        if args.no_wal:
-            print("--only wal and --no-wal contradict each other", file=sys.stderr)
+    if args.only in ("wal", "branches", "streaming", "search"):
+        if getattr(args, f"no_{args.only}"):
+            print(f"--only {args.only} and --no-{args.only} contradict each other", file=sys.stderr)
             return 2
-        args.no_compare, args.no_branches, args.no_streaming, args.profile, args.soak = True, True, True, False, 0
-    if args.only == "branches":
-        if args.no_branches:
-            print("--only branches and --no-branches contradict each other", file=sys.stderr)
-            return 2
-        args.no_compare, args.no_wal, args.no_streaming, args.profile, args.soak = True, True, True, False, 0
-    if args.only == "streaming":
-        if args.no_streaming:
-            print("--only streaming and --no-streaming contradict each other", file=sys.stderr)
-            return 2
-        args.no_compare, args.no_wal, args.no_branches, args.profile, args.soak = True, True, True, False, 0
+        for phase in ("wal", "branches", "streaming", "search"):
+            setattr(args, f"no_{phase}", phase != args.only)
+        args.no_compare, args.profile, args.soak = True, False, 0
     keys = [k.strip() for k in args.endpoints.split(",") if k.strip()]
     unknown = [k for k in keys if k not in endpoints.BY_KEY]
     if unknown:
@@ -245,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out.resolve()
         out.mkdir(parents=True, exist_ok=True)
         return topology.run(args, keys, venv_bin=VENV_BIN, out=out, machine=machine(), log=log)
+    if args.only == "search":
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        return _search_alone(args)
     if not (args.yardstick / "app.py").exists():
         print(f"no yardstick at {args.yardstick} (--yardstick DIR)", file=sys.stderr)
         return 2
@@ -400,6 +414,13 @@ def main(argv: list[str] | None = None) -> int:
             mix = ", ".join(f"{endpoints.BY_KEY[k].label} {w}%" for k, w in endpoints.SOAK_WEIGHTS.items())
             sections += ["", "## Soak (threadstore alone)", "", f"Mix: {mix}.", "", soak.soak_table(result)]
             raw["soak"] = {"samples": result.samples, "growth": result.growth, "ok": result.ok}
+        if not args.no_search:  # last, alone: its own database and servers, the others stopped
+            for server in servers.values():
+                server.stop()
+            lines, ok, raw["search"] = searching.run(args, venv_bin=VENV_BIN, out=out, log=log)
+            sections += ["", *lines]
+            passed &= ok
+            _emit(sections, out, raw)
         sections += ["", f"Overall: {'every target holds' if passed else 'some targets MISS (see above)'}; "
                      f"total run time {(time.monotonic() - started) / 60:.1f} min."]  # fmt: skip
         _emit(sections, out, raw, final=True)
@@ -415,6 +436,30 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"dropped {args.database_name}")
             except (OSError, asyncpg.PostgresError) as error:
                 log(f"could not drop {args.database_name}: {error}")
+
+
+def _search_alone(args: argparse.Namespace) -> int:
+    """`--only search`: the search figures on their own database, without the common seeding nor the yardstick."""
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    log(f"estimated run time: {estimate_seconds(args, 0) / 60:.0f} min; working files in {out}")
+    dsns = seeding.Dsns.on_server(args.database_url, args.search_database_name)
+    version, _ = asyncio.run(server_facts(dsns.admin))
+    where = make_url(dsns.admin)
+    header = [f"machine: {machine()}", f"PostgreSQL {version} at {where.host}:{where.port}"]
+    for line in header:
+        log(line)
+    raw: dict[str, Any] = {"header": header, "args": {k: str(v) for k, v in vars(args).items()}}
+    lines, ok, raw["search"] = searching.run(args, venv_bin=VENV_BIN, out=out, log=log)
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    sections = [
+        "## Setup", "", *(f"- {line}" for line in header), f"- load average at the end {load}", "", *lines,
+        "", f"Overall: {'every target holds' if ok else 'some targets MISS (see above)'}; "
+        f"total run time {(time.monotonic() - started) / 60:.1f} min.",
+    ]  # fmt: skip
+    _emit(sections, out, raw, final=True)
+    return 0 if ok else 1
 
 
 def _branches(

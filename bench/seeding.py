@@ -7,10 +7,12 @@ get the same shape of data: `users` users with `threads` threads of `messages` m
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,3 +214,13 @@ async def _thread_ids(dsn: str, table: str, big_thread: str) -> list[tuple[str, 
     finally:
         await conn.close()
     return [(r["user_id"], r["id"]) for r in rows]
+
+
+async def copy_csv(
+    conn: asyncpg.Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]
+) -> None:
+    """COPY rows as CSV: for columns asyncpg's binary COPY cannot encode (tsvector, given as its literal). None is
+    NULL; every value is written with str()."""
+    text = io.StringIO()
+    csv.writer(text).writerows(rows)
+    await conn.copy_to_table(table, source=io.BytesIO(text.getvalue().encode()), columns=list(columns), format="csv")

@@ -122,8 +122,10 @@ def start_threadstore(
     *,
     name: str = "threadstore",
     settings: Mapping[str, str] | None = None,
+    source: Path | None = None,
 ) -> Server:
-    """`settings`: more THREADSTORE_* variables, e.g. the pool mode behind PgBouncer; `name` names the log."""
+    """`settings`: more THREADSTORE_* variables, e.g. the pool mode behind PgBouncer; `name` names the log;
+    `source`: a `src` folder of another version of threadstore to serve (PYTHONPATH), e.g. an older commit's."""
     # Production defaults: only what must be given (database, secret) and quieter logs. The working folder
     # is bench/out, so a developer's .env cannot change the settings measured.
     env = {
@@ -134,8 +136,11 @@ def start_threadstore(
         "THREADSTORE_APPLICATION_NAME": app_name,
         **(settings or {}),
     }
-    command = [str(venv_bin / "threadstore"), "serve", "--no-migrate", "--workers", "1", "--port", str(free_port())]
-    return _spawn(name, command, env, workdir)
+    serve = ["serve", "--no-migrate", "--workers", "1", "--port", str(free_port())]
+    if source is None:
+        return _spawn(name, [str(venv_bin / "threadstore"), *serve], env, workdir)
+    env["PYTHONPATH"] = str(source)
+    return _spawn(name, [str(venv_bin / "python"), "-m", "threadstore", *serve], env, workdir)
 
 
 def start_yardstick(venv_bin: Path, yardstick_dir: Path, dsn: str, secret: str, workdir: Path) -> Server:
