@@ -26,6 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
+from threadstore.db.search_terms import SearchTerms
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",
@@ -89,6 +91,8 @@ threads = Table(
     # `message_count` stays the seq counter (messages ever created: seqs are never reused); the API's
     # message_count is message_count - deleted_count.
     Column("deleted_count", Integer, nullable=False, server_default=text("0")),
+    # The title's search terms (db/search_terms.py); NULL without a title.
+    Column("search_terms", SearchTerms, nullable=True),
     CheckConstraint("status IN ('active', 'archived')", name="status"),
 )
 
@@ -144,6 +148,9 @@ messages = Table(
     Column("feedback_rating", String(8), nullable=True),
     Column("feedback_comment", Text, nullable=True),
     Column("feedback_at", UtcDateTime, nullable=True),
+    # The terms search finds the message by (db/search_terms.py), written with its text; NULL while it is
+    # in_progress (indexed when it ends) and on rows not yet indexed after migration 0008.
+    Column("search_terms", SearchTerms, nullable=True),
     CheckConstraint("role IN ('user', 'assistant', 'system', 'tool')", name="role"),
     CheckConstraint("status IN ('completed', 'in_progress', 'incomplete')", name="status"),
     # The unique (thread_id, seq) index is both the gapless-seq guard and the index that pages `view=all`.
@@ -281,3 +288,19 @@ event_late = Table(
 def storable(*values: str) -> bool:
     """False when a value holds NUL: PostgreSQL text cannot, so no row matches it, and binding it is an error."""
     return all("\x00" not in value for value in values)
+
+
+# What migration 0008 makes outside this metadata, for search (db/search_terms.py): PostgreSQL's GIN indexes
+# (SQLAlchemy would make a B-tree on SQLite) and SQLite's index table with its FTS5 table and shadow tables.
+SEARCH_INDEXES = {"postgresql": {"ix_messages_search", "ix_threads_search"}, "sqlite": set[str]()}
+SEARCH_TABLES = {
+    "postgresql": set[str](),
+    "sqlite": {
+        "search_docs",
+        "search_fts",
+        "search_fts_config",
+        "search_fts_data",
+        "search_fts_docsize",
+        "search_fts_idx",
+    },
+}

@@ -22,6 +22,7 @@ from threadstore.messages import parts, repository
 from threadstore.messages.parts import Part
 from threadstore.messages.schemas import DeltaCreate, FeedbackPut, MessagePatch, message_json
 from threadstore.messages.service import message_not_found, stored_content
+from threadstore.search.index import indexed
 
 # The stale sweep ends at most this many replies per unit of work.
 STALE_BATCH = 100
@@ -154,7 +155,8 @@ async def _change(tx: Tx, user_id: str, row: Any, changes: dict[str, Any], *, ac
     if ending and "content" not in changes:
         changes |= {"content": row["content"], "content_length": len(row["content"])}
     if ending:
-        changes["active_at"] = None
+        # Indexed once, as it ends, so deltas stay cheap (API.md "Search").
+        changes |= {"active_at": None, "search_terms": indexed(user_id, changes["content"])}
     elif unfinished and activity:
         changes["active_at"] = tx.now
     await repository.change(tx, row["id"], changes, drop_deltas=unfinished and "content" in changes)

@@ -26,6 +26,7 @@ from sqlalchemy.engine import RowMapping
 
 from threadstore.db.failures import Stale
 from threadstore.db.outbox import Event, TextWithEvent, WithEvent, record
+from threadstore.db.search_terms import SearchTerms
 from threadstore.db.tables import JsonDocument, OptionalJson, UtcDateTime, message_deltas, messages, storable, threads
 from threadstore.db.unit_of_work import Tx
 from threadstore.messages import tree_sql
@@ -63,6 +64,7 @@ _GIVEN = (
     "parts",
     "content_length",
     "active_at",
+    "search_terms",
 )
 _MESSAGE = {name: bindparam(f"m_{name}", type_=messages.c[name].type) for name in _GIVEN}
 # What only the database decides for an append after the current message, which the event takes from it.
@@ -147,6 +149,7 @@ _CHILD_PG = {
             bindparam("metadata", type_=JsonDocument),
             bindparam("parts", type_=OptionalJson),
             bindparam("active_at", type_=UtcDateTime()),
+            bindparam("search_terms", type_=SearchTerms()),
         ),
     )
     for kind, sql in tree_sql.CHILD_PG.items()
@@ -443,6 +446,21 @@ async def copy_path(tx: Tx, source_id: str, message_id: str, new_thread_id: str,
         return (await tx.conn.execute(_COPY_PATH_PG, params)).mappings().first()
     await tx.conn.execute(_COPY_PATH_SQLITE, params)
     return (await tx.conn.execute(_LAST_COPIED, {"new_thread": new_thread_id})).mappings().first()
+
+
+_UNINDEXED = text(
+    "SELECT id, content FROM messages WHERE thread_id = :thread AND search_terms IS NULL AND status <> 'in_progress'"
+)
+_SET_SEARCH_TERMS = update(messages).where(messages.c.id == bindparam("p_id")).values(search_terms=bindparam("p_terms"))
+
+
+async def unindexed(tx: Tx, thread_id: str) -> list[RowMapping]:
+    """The thread's finished messages that have no search terms yet (a fork's copies of unfinished replies)."""
+    return list((await tx.conn.execute(_UNINDEXED, {"thread": thread_id})).mappings().all())
+
+
+async def set_search_terms(tx: Tx, message_id: str, terms: Any) -> None:
+    await tx.conn.execute(_SET_SEARCH_TERMS, {"p_id": message_id, "p_terms": terms})
 
 
 # ------------------------------------------------------------------------------------------- streamed replies

@@ -20,13 +20,14 @@ from threadstore.limits import Limits, checked_text
 from threadstore.messages import parts, repository
 from threadstore.messages.parts import Part
 from threadstore.messages.schemas import MessageContent, MessageCreate, message_json
+from threadstore.search.index import indexed
 
 Order = Literal["asc", "desc"]
 
 
 @one_write
 async def append(tx: Tx, user_id: str, thread_id: str, body: MessageCreate, limits: Limits) -> dict[str, Any]:
-    row = _row(tx, thread_id, None, body, limits, ("body",))
+    row = _row(tx, user_id, thread_id, None, body, limits, ("body",))
     # Where the message goes is decided by the write (the thread's row lock orders concurrent appends, so seqs
     # are gapless and in commit order, and "after the current message" means the current one as of the
     # commit); the event takes those values from it.
@@ -57,18 +58,28 @@ def message_not_found() -> NotFound:
     return NotFound("No message with this id.")
 
 
-def initial_rows(tx: Tx, thread_id: str, initial: Sequence[MessageContent], limits: Limits) -> list[dict[str, Any]]:
+def initial_rows(
+    tx: Tx, user_id: str, thread_id: str, initial: Sequence[MessageContent], limits: Limits
+) -> list[dict[str, Any]]:
     """The rows of a new thread's first messages: a chain numbered from 1, the last one current (its creation
     writes them, on the thread's trunk)."""
     limits.initial_message_count(len(initial), ("body", "messages"))
-    rows = [_row(tx, thread_id, seq, m, limits, ("body", "messages", seq - 1)) for seq, m in enumerate(initial, 1)]
+    rows = [
+        _row(tx, user_id, thread_id, seq, m, limits, ("body", "messages", seq - 1)) for seq, m in enumerate(initial, 1)
+    ]
     for i, row in enumerate(rows):
         row |= {"depth": i + 1, "parent_id": rows[i - 1]["id"] if i else None, "sibling_index": 1}
     return rows
 
 
 def _row(
-    tx: Tx, thread_id: str, seq: int | None, body: MessageContent, limits: Limits, loc: tuple[str | int, ...]
+    tx: Tx,
+    user_id: str,
+    thread_id: str,
+    seq: int | None,
+    body: MessageContent,
+    limits: Limits,
+    loc: tuple[str | int, ...],
 ) -> dict[str, Any]:
     in_progress = body.status == "in_progress"
     content, stored_parts = stored_content(limits.content(body.content, (*loc, "content"), empty=in_progress))
@@ -92,6 +103,8 @@ def _row(
         "feedback_rating": None,
         "feedback_comment": None,
         "feedback_at": None,
+        # Indexed when it is finished: a reply's closing PATCH or the stale sweep indexes it (replies.py).
+        "search_terms": None if in_progress else indexed(user_id, content),
     }
 
 
@@ -328,7 +341,14 @@ async def newest_leaf_at(tx: Tx, branch_id: int, depth: int) -> Leaf:
     return Leaf(leaf["id"], leaf["branch_id"], leaf["depth"])
 
 
-async def copy_path(tx: Tx, source_id: str, message_id: str, new_thread_id: str, trunk: int) -> RowMapping | None:
+async def copy_path(
+    tx: Tx, user_id: str, source_id: str, message_id: str, new_thread_id: str, trunk: int
+) -> RowMapping | None:
     """Copies the path root → `message_id` of the source thread onto the new thread's trunk, as one snapshot:
-    the last copy (id, seq = how many, created_at), or None when the source has no such message."""
-    return await repository.copy_path(tx, source_id, message_id, new_thread_id, trunk)
+    the last copy (id, seq = how many, created_at), or None when the source has no such message. A copy of an
+    unfinished reply is finished (`incomplete`): it is indexed here, its text being known only now."""
+    last = await repository.copy_path(tx, source_id, message_id, new_thread_id, trunk)
+    if last is not None:
+        for copy in await repository.unindexed(tx, new_thread_id):
+            await repository.set_search_terms(tx, copy["id"], indexed(user_id, copy["content"]))
+    return last

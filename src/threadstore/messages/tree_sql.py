@@ -312,10 +312,10 @@ nb AS (INSERT INTO branches (id, thread_id, parent_branch_id, fork_depth, siblin
        FROM pos, par, t RETURNING id),
 w AS (INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at, branch_id, depth, parent_id,
                             sibling_index, status, finish_reason, model, input_tokens, output_tokens, parts,
-                            content_length, active_at)
+                            content_length, active_at, search_terms)
       SELECT :id, :thread, t.seq, :role, :content, :metadata, :now, pos.branch_id, pos.depth, :parent,
              pos.sibling_index, :status, :finish_reason, :model, :input_tokens, :output_tokens, :parts,
-             :content_length, :active_at
+             :content_length, :active_at, :search_terms
       FROM pos, t RETURNING seq, depth, sibling_index, (SELECT sibling_count FROM pos) AS sibling_count)"""
     for kind, position in _PARENT_POSITION.items()
 }
@@ -367,13 +367,15 @@ _FORK_PATH = """seg(id, parent_branch_id, fork_depth, hi) AS (
 )"""
 # A copy is finished: an unfinished reply is copied as it stands, `incomplete`. Feedback stays with the original.
 _COPIED = "INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at, branch_id, depth, parent_id,"
-_COPIED += " sibling_index, status, finish_reason, model, input_tokens, output_tokens, parts)"
+_COPIED += " sibling_index, status, finish_reason, model, input_tokens, output_tokens, parts, search_terms)"
 _COPIED_COLUMNS = (
     "__CONTENT__ AS content, m.metadata, m.created_at,"
     " CASE WHEN m.status = 'in_progress' THEN 'incomplete' ELSE m.status END AS status,"
-    " m.finish_reason, m.model, m.input_tokens, m.output_tokens, m.parts"
+    " m.finish_reason, m.model, m.input_tokens, m.output_tokens, m.parts, m.search_terms"
 )
-_COPIED_VALUES = "status, finish_reason, model, input_tokens, output_tokens, parts"
+# A copy is indexed as its source (the same owner); an unfinished source has no terms yet: its copy is indexed
+# by the fork once copied (messages.service.copy_path).
+_COPIED_VALUES = "status, finish_reason, model, input_tokens, output_tokens, parts, search_terms"
 COPY_PATH = {
     "postgresql": f"""WITH RECURSIVE {_FORK_PATH},
 src AS (SELECT m.depth, m.role, {_COPIED_COLUMNS},

@@ -33,11 +33,12 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.engine import RowMapping
 
 from threadstore.db.failures import Stale
 from threadstore.db.outbox import Event, WithEvent
+from threadstore.db.search_terms import tsvector_literal
 from threadstore.db.tables import HAS_STATUS, THREAD_STATUSES, UtcDateTime, branches, messages, storable, threads
 from threadstore.db.unit_of_work import Tx
 
@@ -89,6 +90,7 @@ _ARRAYS = (
     "parts",
     "content_length",
     "active_at",
+    "search_terms",
 )
 _JSON_ARRAYS = ("metadata", "parts")
 _MESSAGE_ARRAYS = (
@@ -127,6 +129,7 @@ def _trunk_and_messages(written: CTE, with_messages: bool) -> tuple[CTE, ...]:
             "parts",
             "content_length",
             "active_at",
+            "search_terms",
         ],
         select(
             _MESSAGE_ARRAYS.c.id,
@@ -148,6 +151,7 @@ def _trunk_and_messages(written: CTE, with_messages: bool) -> tuple[CTE, ...]:
             _MESSAGE_ARRAYS.c.parts.cast(JSONB),
             _MESSAGE_ARRAYS.c.content_length.cast(Integer),
             _MESSAGE_ARRAYS.c.active_at.cast(DateTime(timezone=True)),
+            _MESSAGE_ARRAYS.c.search_terms.cast(TSVECTOR),
         ).select_from(written.join(_MESSAGE_ARRAYS, true())),  # the one new thread, with each of its messages
     )
     return trunk.cte("trunk"), initial.cte("m")
@@ -351,4 +355,6 @@ def _as_text(value: Any, name: str) -> str | None:
         return None
     if name in _JSON_ARRAYS:
         return orjson.dumps(value).decode()
+    if name == "search_terms":
+        return tsvector_literal(value)
     return value.isoformat() if isinstance(value, datetime) else str(value)

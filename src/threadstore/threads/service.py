@@ -19,6 +19,7 @@ from threadstore.ids import new_id
 from threadstore.limits import Limits
 from threadstore.merge_patch import merge_patch, same_json
 from threadstore.messages import service as messages
+from threadstore.search.index import indexed
 from threadstore.threads import repository
 from threadstore.threads.schemas import ThreadCreate, ThreadFork, ThreadPatch, thread_json
 
@@ -28,7 +29,7 @@ async def create(tx: Tx, user_id: str, body: ThreadCreate, limits: Limits) -> di
     title = limits.title(body.title, ("body", "title")) if body.title is not None else None
     metadata = limits.metadata(body.metadata or {}, ("body", "metadata"))
     thread_id = new_id("thr")
-    initial = messages.initial_rows(tx, thread_id, body.messages or [], limits)
+    initial = messages.initial_rows(tx, user_id, thread_id, body.messages or [], limits)
     values = {
         "id": thread_id,
         "user_id": user_id,
@@ -45,6 +46,7 @@ async def create(tx: Tx, user_id: str, body: ThreadCreate, limits: Limits) -> di
         "current_branch_id": None,  # the trunk's: the write draws it
         "current_depth": len(initial),
         "deleted_count": 0,
+        "search_terms": indexed(user_id, title),
     }
     thread = thread_json(values)
     await repository.insert_thread(tx, values, initial, Event(user_id, thread_id, THREAD_CREATED, thread))
@@ -236,11 +238,12 @@ async def fork(tx: Tx, user_id: str, thread_id: str, body: ThreadFork, limits: L
         "current_branch_id": None,  # the trunk's: the insert draws it
         "current_depth": 0,
         "deleted_count": 0,
+        "search_terms": indexed(user_id, title),
     }
     trunk = await repository.insert_fork(tx, values)
     message_id = body.message_id if body.message_id is not None else source["current_message_id"]
     if message_id is not None:
-        last = await messages.copy_path(tx, thread_id, message_id, new_thread_id, trunk)
+        last = await messages.copy_path(tx, user_id, thread_id, message_id, new_thread_id, trunk)
         if last is None:
             if body.message_id is None:
                 raise Stale()  # the current message was deleted since it was read: again, with the new one
@@ -297,6 +300,8 @@ async def _change(tx: Tx, user_id: str, row: RowMapping, changes: dict[str, Any]
     """Every change of a thread: one new version of the row read, and its `thread.updated` event."""
     if not changes:
         return thread_json(row)
+    if "title" in changes:
+        changes["search_terms"] = indexed(user_id, changes["title"])
     # updated_at never moves backwards, even when a unit that started earlier commits later.
     changes["updated_at"] = max(row["updated_at"], tx.now)
     # The new row is known exactly: the write applies only to the version read. Only metadata is taken back

@@ -1,0 +1,84 @@
+"""How a row's search terms are stored: one column type, rendered per database.
+
+A message's and a thread title's terms (folded and split by `search/text.py`, the same for both databases) are
+written with the row, in the statement that writes its text, so the index can never be out of step with the
+data nor outlive a rolled-back write:
+
+- PostgreSQL: a `tsvector` column with a GIN index. The value is a tsvector *literal* (the terms as given,
+  never parsed again by a text search configuration), with positions for phrases, plus the owner's term
+  (`#` and a hash of the user id: no folded term has a `#`), so a search intersects the owner's posting list
+  with the words' in the index instead of filtering every user's matches.
+- SQLite: the terms separated by spaces in a text column; triggers (migration 0008) keep an FTS5 table with
+  the `ascii` tokenizer in step, which splits at the spaces and keeps every other character of a term as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, NamedTuple
+
+from sqlalchemy import Text
+from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+# PostgreSQL's bounds: a position above 16,383 is stored as 16,383, at most 256 positions a lexeme are kept,
+# and a tsvector holds at most 1 MB. Rendered within them, so no text can fail its write.
+MAX_POSITION = 16_383
+MAX_POSITIONS = 256
+_MAX_TSVECTOR_BYTES = 1_000_000
+
+
+class IndexedTerms(NamedTuple):
+    """What a row's search column holds: its owner and its text's terms, in order."""
+
+    owner: str
+    terms: tuple[str, ...]
+
+
+def owner_term(user_id: str) -> str:
+    """PostgreSQL: the term every indexed row of `user_id` carries."""
+    return "#" + hashlib.blake2b(user_id.encode(), digest_size=8).hexdigest()
+
+
+def tsvector_literal(value: IndexedTerms) -> str:
+    positions: dict[str, list[int]] = {}
+    size = 0
+    for index, term in enumerate(value.terms, start=1):
+        kept = positions.get(term)
+        if kept is None:
+            cost = len(term.encode()) + 8  # the lexeme's entry, its length word and alignment
+            if size + cost > _MAX_TSVECTOR_BYTES:
+                continue
+            size += cost
+            positions[term] = kept = []
+        position = min(index, MAX_POSITION)
+        if len(kept) < MAX_POSITIONS and (not kept or kept[-1] != position):
+            kept.append(position)
+            size += 2
+    # A term has only letters, digits and marks: nothing to escape inside the quotes.
+    lexemes = [f"'{term}':{','.join(map(str, at))}" for term, at in positions.items()]
+    return " ".join([f"'{owner_term(value.owner)}'", *lexemes])
+
+
+class SearchTerms(TypeDecorator[IndexedTerms]):
+    """A row's search terms: `tsvector` on PostgreSQL, space-separated text on SQLite. Written only (a search
+    reads it in SQL); reads return what the driver gives."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(TSVECTOR())
+        return dialect.type_descriptor(Text())
+
+    def process_bind_param(self, value: IndexedTerms | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        if dialect.name == "postgresql":
+            return tsvector_literal(value)
+        return " ".join(value.terms)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return value
