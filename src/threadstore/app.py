@@ -29,6 +29,7 @@ from threadstore.http.middleware import RequestContextMiddleware
 from threadstore.http.read_after import ReadAfterMiddleware
 from threadstore.limits import Limits
 from threadstore.messages.router import router as messages_router
+from threadstore.search.router import router as search_router
 from threadstore.threads.router import router as threads_router
 from threadstore.titles.generator import build_title_generator
 
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(threads_router)
     app.include_router(messages_router)
     app.include_router(events_router)
+    app.include_router(search_router)
     app.include_router(apidocs_router)
     app.mount(apidocs.ASSETS_PATH, apidocs.assets(), name="docs-assets")
     openapi.install(app, app.state.limits)

@@ -104,3 +104,16 @@ def decode_message_cursor(cursor: str, expected: str, named: str | None = None) 
 
 def encode_message_cursor(kind: str, *values: Any) -> str:
     return encode(kind, *values)
+
+
+def encode_search_cursor(score: float, updated_at: datetime, thread_id: str) -> str:
+    # A float goes through JSON exactly (shortest repr), so the next page starts right after this row.
+    return encode(score, updated_at.astimezone(UTC).isoformat(), thread_id)
+
+
+def decode_search_cursor(cursor: str) -> tuple[float, datetime, str]:
+    value = _decode(cursor)
+    if len(value) != 3 or isinstance(value[0], bool) or not isinstance(value[0], int | float):
+        raise _invalid()
+    ts, thread_id = decode_thread_cursor(encode(value[1], value[2]))
+    return float(value[0]), ts, thread_id

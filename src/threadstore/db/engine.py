@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from threadstore.config import Settings
 from threadstore.db.bounds import SessionDefaults
+from threadstore.db.search_terms import sqlite_rank
 from threadstore.ids import new_id
 
 # Execution option set on write units; the SQLite engine's "begin" hook then takes the write lock up front.
@@ -102,6 +103,7 @@ def _sqlite_engine(settings: Settings, url: str, connection: type[sqlite3.Connec
         dbapi_connection.create_function("ts_casefold", 1, _casefold, deterministic=True)
         # A fork copies a path with new ids in one INSERT … SELECT (messages/tree_sql.py): the app's own ids.
         dbapi_connection.create_function("ts_new_id", 1, new_id)
+        dbapi_connection.create_function("ts_search_rank", 2, sqlite_rank, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:

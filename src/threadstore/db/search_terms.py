@@ -15,6 +15,8 @@ data nor outlive a rolled-back write:
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 from typing import Any, NamedTuple
 
 from sqlalchemy import Text
@@ -82,3 +84,27 @@ class SearchTerms(TypeDecorator[IndexedTerms]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         return value
+
+
+def sqlite_rank(terms: str | None, groups_json: str) -> float:
+    """SQLite's relevance of one indexed text (`ts_search_rank`, registered on each connection): for each group
+    of the query, 1 + log of its terms' occurrences, over 1 + log of the text's length in terms; a number that
+    depends on this text alone. (FTS5's bm25 weighs terms by how rare they are in the whole table: every user's
+    text would move one user's ranking.) PostgreSQL ranks with ts_rank, also of the text alone."""
+    if not terms:
+        return 0.0
+    words = terms.split(" ")
+    counts: dict[str, int] = {}
+    for word in words:
+        counts[word] = counts.get(word, 0) + 1
+    score = 0.0
+    for group_terms, prefix in json.loads(groups_json):
+        found = sum(counts.get(term, 0) for term in group_terms[:-1])
+        last = group_terms[-1]
+        if prefix:
+            found += sum(n for word, n in counts.items() if word.startswith(last))
+        else:
+            found += counts.get(last, 0)
+        if found:
+            score += 1.0 + math.log(found)
+    return score / (1.0 + math.log(len(words)))

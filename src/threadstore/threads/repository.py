@@ -20,7 +20,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
-    exists,
     false,
     func,
     insert,
@@ -40,9 +39,11 @@ from threadstore.db.failures import Stale
 from threadstore.db.outbox import Event, WithEvent
 from threadstore.db.search_terms import tsvector_literal
 from threadstore.db.tables import HAS_STATUS, THREAD_STATUSES, UtcDateTime, branches, messages, storable, threads
+from threadstore.db.thread_filters import metadata_equals, metadata_params
 from threadstore.db.unit_of_work import Tx
 
-COLUMNS = [c for c in threads.c if c.name != "user_id"]
+# The thread as the API shows it: not its owner, nor its search terms (written only).
+COLUMNS = [c for c in threads.c if c.name not in ("user_id", "search_terms")]
 
 # Statements are built once with bind parameters: building a SQLAlchemy expression per request costs more
 # than the compiled-statement cache saves (docs/performance.md).
@@ -243,11 +244,7 @@ async def list_page(
         params["p_after_ts"], params["p_after_id"] = after
     if title_contains:
         params["p_q"] = title_contains.casefold() if tx.dialect == "sqlite" else title_contains
-    for i, (key, value) in enumerate(metadata_equals):
-        if tx.dialect == "sqlite":
-            params[f"p_mk{i}"], params[f"p_mv{i}"] = key, value
-        else:
-            params[f"p_m{i}"] = {key: value}
+    params |= metadata_params(tx.dialect, metadata_equals)
     return list((await tx.conn.execute(stmt, params)).mappings().all())
 
 
@@ -275,7 +272,7 @@ def _status_page(dialect: str, status: str, after: bool, title: bool, metadata_f
             < tuple_(bindparam("p_after_ts", type_=UtcDateTime()), bindparam("p_after_id"))
         )
     filters = [_title_contains(dialect)] if title else []
-    filters += [_metadata_equals(dialect, i) for i in range(metadata_filters)]
+    filters += [metadata_equals(dialect, i) for i in range(metadata_filters)]
     if filters:
         # One opaque condition, which PostgreSQL's planner estimates to keep half the rows. As separate terms
         # it has no statistics for them and guesses that almost nothing matches (0.1% per containment), so it
@@ -291,18 +288,6 @@ def _title_contains(dialect: str) -> ColumnElement[bool]:
     if dialect == "sqlite":
         return func.instr(func.ts_casefold(threads.c.title), needle) > 0
     return func.strpos(func.lower(threads.c.title), func.lower(needle)) > 0
-
-
-def _metadata_equals(dialect: str, i: int) -> ColumnElement[bool]:
-    if dialect == "sqlite":
-        each = func.json_each(threads.c.metadata).table_valued("key", "type", "value")
-        return exists(
-            select(literal(1))
-            .select_from(each)
-            .where(each.c.key == bindparam(f"p_mk{i}"), each.c.type == "text", each.c.value == bindparam(f"p_mv{i}"))
-        )
-    # Containment matches string values exactly (a number 5 never equals "5").
-    return threads.c.metadata.op("@>")(bindparam(f"p_m{i}", type_=JSONB()))
 
 
 @lru_cache(maxsize=64)

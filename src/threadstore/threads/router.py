@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic.json_schema import SkipJsonSchema
 
-from threadstore.errors import PreconditionRequired, Unprocessable
+from threadstore.errors import PreconditionRequired
 from threadstore.http.deps import (
     CurrentUser,
     CursorQuery,
@@ -17,6 +17,7 @@ from threadstore.http.deps import (
     SettingsDep,
     ThreadIdPath,
 )
+from threadstore.http.metadata_filters import METADATA_FILTERS_DESCRIPTION, metadata_filters
 from threadstore.http.openapi import AUTHENTICATED, ETAG, JSON_BODY, ONE_THREAD, REPLAYED, problem, thread_links
 from threadstore.http.preconditions import ANY, IF_MATCH_PATTERN, none_match, parse_if_match
 from threadstore.http.read_after import ReadAfterHeader
@@ -30,9 +31,6 @@ from threadstore.threads.schemas import ThreadCreate, ThreadFork, ThreadList, Th
 router = APIRouter(prefix="/api/threads", tags=["threads"], responses=AUTHENTICATED)
 
 _THREAD_ANSWER: dict[int | str, dict[str, Any]] = {200: {"headers": ETAG}}
-
-METADATA_FILTER_PREFIX = "metadata."
-MAX_METADATA_FILTERS = 16  # each count is a distinct statement shape; bounded like everything else
 
 
 @router.post(
@@ -79,8 +77,7 @@ def _created(thread: dict[str, Any]) -> StoredResponse:
     response_model=ThreadList,
     operation_id="list_threads",
     dependencies=[ReadAfterHeader],
-    description="Also filters by metadata: `metadata.<key>=<value>` query parameters (at most "
-    f"{MAX_METADATA_FILTERS}) match threads whose metadata has that string value at that key.",
+    description=METADATA_FILTERS_DESCRIPTION,
     responses=problem(422),
 )
 async def list_threads(
@@ -92,27 +89,9 @@ async def list_threads(
     status: Literal["active", "archived", "all"] = "active",
     q: Annotated[str | SkipJsonSchema[None], Query(max_length=256)] = None,
 ) -> Response:
-    query = service.ListQuery(status=status, limit=limit, cursor=cursor, q=q, metadata=_metadata_filters(request))
+    query = service.ListQuery(status=status, limit=limit, cursor=cursor, q=q, metadata=metadata_filters(request))
     page = await database.read(service.list_threads, user_id, query)
     return Response(json_bytes(page), media_type="application/json")
-
-
-def _metadata_filters(request: Request) -> list[tuple[str, str]]:
-    filters = []
-    for name, value in request.query_params.multi_items():
-        if name.startswith(METADATA_FILTER_PREFIX):
-            key = name[len(METADATA_FILTER_PREFIX) :]
-            if not key:
-                raise Unprocessable(
-                    "A metadata filter needs a key.", errors=[{"loc": ["query", name], "msg": "empty key"}]
-                )
-            filters.append((key, value))
-    if len(filters) > MAX_METADATA_FILTERS:
-        raise Unprocessable(
-            f"At most {MAX_METADATA_FILTERS} metadata filters.",
-            errors=[{"loc": ["query", "metadata"], "msg": "too many metadata filters"}],
-        )
-    return filters
 
 
 @router.get(
