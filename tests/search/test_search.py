@@ -754,3 +754,55 @@ async def test_a_fork_with_a_title_of_its_own(api: Api, user: str) -> None:
     fork = response.json()
     assert await found(api, user, "tundra") == [fork["id"]]
     assert await found(api, user, '"sea life"') == [source["id"]]
+
+
+# --- long texts: matched as short ones, on both databases ---------------------------------------------------
+
+
+def cjk_text(length: int, seed: int = 7) -> str:
+    """`length` Han characters, pseudo-random (distinct pairs), none of 东, 京 or 都."""
+    avoid = {"东", "京", "都"}
+    out: list[str] = []
+    value = seed
+    while len(out) < length:
+        value = (value * 1_103_515_245 + 12_345) % 2**31
+        char = chr(0x4E00 + value % 20_000)
+        if char not in avoid:
+            out.append(char)
+    return "".join(out)
+
+
+async def test_a_phrase_deep_in_a_long_message_is_found(api: Api, user: str) -> None:
+    """Past the 16,383rd word: PostgreSQL's tsvector positions stop there."""
+    text = "lorem " * 17_000 + "red apple"
+    thread = await make_thread(api, user, text)
+    assert await found(api, user, '"red apple"') == [thread["id"]]
+    (snippet,) = await snippets(api, user, '"red apple"')
+    assert marked(snippet) == ["red", "apple"]
+
+
+async def test_a_phrase_after_its_word_repeated_300_times_is_found(api: Api, user: str) -> None:
+    """A word's 257th occurrence and after: PostgreSQL keeps at most 256 positions of a lexeme."""
+    thread = await make_thread(api, user, "apple " * 300 + "red apple")
+    assert await found(api, user, '"red apple"') == [thread["id"]]
+
+
+async def test_a_chinese_run_deep_in_a_long_message_is_found(api: Api, user: str) -> None:
+    text = cjk_text(20_000) + "东京都"
+    thread = await make_thread(api, user, text)
+    assert await found(api, user, "东京") == [thread["id"]]
+    assert await found(api, user, "东京都") == [thread["id"]]
+
+
+async def test_a_word_at_the_end_of_the_longest_chinese_message_is_found(api: Api, user: str) -> None:
+    """262,143 pairs, nearly all distinct: more than a PostgreSQL tsvector's 1 MB."""
+    text = cjk_text(262_144 - len(" zeppelin")) + " zeppelin"
+    thread = await make_thread(api, user, text)
+    assert await found(api, user, "zeppelin") == [thread["id"]]
+
+
+async def test_the_snippet_of_a_phrase_shows_the_phrase(api: Api, user: str) -> None:
+    text = "apple " * 40 + "lorem ipsum " * 30 + "a red apple at last"
+    await make_thread(api, user, text)
+    (snippet,) = await snippets(api, user, '"red apple"')
+    assert "red" in marked(snippet) or "red apple" in marked(snippet), snippet
