@@ -241,6 +241,35 @@ async def test_a_garbage_cursor_is_422_as_in_the_thread_list(api: Api, user: str
                 assert_validation_error(await search_response(api, user, "foo", cursor=cursor, sort=sort), "cursor")
 
 
+FORGED_CURSORS = [
+    b64(json.dumps([1e308, "2026-01-01T00:00:00+00:00", "thr_x"]).encode()),
+    b64(json.dumps([-1e308, "2026-01-01T00:00:00+00:00", "thr_x"]).encode()),
+    b64(json.dumps([5e-324, "2026-01-01T00:00:00+00:00", "thr_x"]).encode()),
+    b64(json.dumps([2**63 - 1, "2026-01-01T00:00:00+00:00", "thr_x"]).encode()),
+    b64(json.dumps([0, "0001-01-01T00:00:00+05:00", "thr_x"]).encode()),
+    b64(json.dumps([0, "9999-12-31T23:59:59-05:00", "thr_x"]).encode()),
+    b64(json.dumps([0, "2026-01-01T00:00:00+00:00", f"thr_{NUL}"]).encode()),
+    b64(json.dumps([0, "2026-01-01T00:00:00+00:00", "x" * 5000]).encode()),
+    b64(json.dumps([0, "2026-01-01", "thr_x"]).encode()),
+    b64(json.dumps([True, "2026-01-01T00:00:00+00:00", "thr_x"]).encode()),
+    b64(json.dumps(["1", "2026-01-01T00:00:00+00:00", "thr_x"]).encode()),
+    b64(json.dumps([1, "2026-01-01T00:00:00+00:00", "thr_x", "extra"]).encode()),
+]
+
+
+async def test_a_forged_cursor_is_200_or_422(api: Api, user: str, subtests: pytest.Subtests) -> None:
+    await make_thread(api, user, "foo")
+    for cursor in FORGED_CURSORS:
+        for sort in ("relevance", "recent"):
+            with subtests.test(cursor=repr(cursor)[:40], sort=sort):
+                response = await search_response(api, user, "foo", cursor=cursor, sort=sort)
+                assert response.status_code in (200, 422), response.text
+                if response.status_code == 200:
+                    assert_page_shape(response.json())
+                else:
+                    assert_validation_error(response, "cursor")
+
+
 async def test_a_cursor_of_another_query_or_sort_is_200_or_422(api: Api, user: str, subtests: pytest.Subtests) -> None:
     for i in range(4):
         await make_thread(api, user, f"foo bar {i}")

@@ -450,6 +450,17 @@ async def test_limit_bounds_a_page(api: Api, user: str) -> None:
     assert len((await search(api, user, "zeppelin"))["data"]) == 9  # the default, 20, holds them all
 
 
+@pytest.mark.parametrize("sort", ["relevance", "recent"])
+async def test_exactly_limit_results_have_no_more(api: Api, user: str, sort: str) -> None:
+    for i in range(4):
+        await make_thread(api, user, f"zeppelin {i}", "zeppelin again", "zeppelin thrice", "zeppelin more")
+    page = await search(api, user, "zeppelin", limit=4, sort=sort)
+    assert (len(page["data"]), page["has_more"], page["next_cursor"]) == (4, False, None)
+    first = await search(api, user, "zeppelin", limit=2, sort=sort)
+    second = await search(api, user, "zeppelin", limit=2, sort=sort, cursor=first["next_cursor"])
+    assert (len(second["data"]), second["has_more"], second["next_cursor"]) == (2, False, None)
+
+
 async def test_the_default_limit_is_20(api: Api, user: str) -> None:
     for i in range(22):
         await make_thread(api, user, f"zeppelin {i}")
@@ -467,6 +478,7 @@ async def test_pages_cover_every_matching_thread_once_in_the_order_of_one_page(
     assert {r["thread"]["id"] for r in whole} == set(ids)
     pages = await walk(api, user, "zeppelin", sort=sort, limit=limit)
     assert all(len(page) == limit for page in pages[:-1])
+    assert 1 <= len(pages[-1]) <= limit, "a last page with no result: has_more was true on the page before"
     walked = [r["thread"]["id"] for page in pages for r in page]
     assert walked == [r["thread"]["id"] for r in whole]
     assert [r["score"] for page in pages for r in page] == [r["score"] for r in whole]
@@ -605,6 +617,17 @@ async def test_a_closing_patch_with_content_indexes_that_content(api: Api, user:
     assert await found(api, user, "airship") == []
 
 
+async def test_content_patched_before_the_end_is_indexed_at_the_end(api: Api, user: str) -> None:
+    thread = await make_thread(api, user, "a question")
+    tid = thread["id"]
+    reply = await start_reply(api, user, tid, "draft airship")
+    assert (await patch(api, user, tid, reply["id"], content="rewritten zeppelin")).status_code == 200
+    assert await found(api, user, "zeppelin") == []
+    assert (await patch(api, user, tid, reply["id"], status="completed")).status_code == 200
+    assert await found(api, user, "zeppelin") == [tid]
+    assert await found(api, user, "airship") == []
+
+
 async def test_an_in_progress_initial_message_is_found_once_ended(api: Api, user: str) -> None:
     created = await api.request(
         "POST",
@@ -670,6 +693,7 @@ async def test_a_reply_ended_by_the_stale_sweep_is_found(api: Api, user: str) ->
     thread = await make_thread(api, user, "a question")
     tid = thread["id"]
     reply = await start_reply(api, user, tid, "the zeppelin")
+    assert (await delta(api, user, tid, reply["id"], 12, " hovers")).status_code == 200
     assert await found(api, user, "zeppelin") == []
     deadline = time.monotonic() + 15
     while True:
@@ -679,8 +703,9 @@ async def test_a_reply_ended_by_the_stale_sweep_is_found(api: Api, user: str) ->
         assert time.monotonic() < deadline, "the stale sweep did not end the reply"
         await asyncio.sleep(0.1)
     assert response.json()["finish_reason"] == "timeout"
-    (result,) = (await search(api, user, "zeppelin"))["data"]
-    assert [m["message_id"] for m in result["matches"]] == [reply["id"]]
+    (result,) = (await search(api, user, "zeppelin hovers"))["data"]
+    snippet = "the <mark>zeppelin</mark> <mark>hovers</mark>"
+    assert result["matches"] == [{"message_id": reply["id"], "snippet": snippet}]
 
 
 async def test_a_title_change_is_found_and_the_old_title_no_more(api: Api, user: str) -> None:
@@ -721,6 +746,25 @@ async def test_a_deleted_branch_is_no_more_found(api: Api, user: str) -> None:
     assert [m["message_id"] for m in result["matches"]] == [kept["id"]]
 
 
+async def test_a_deleted_branch_no_more_excludes_its_thread(api: Api, user: str) -> None:
+    thread = await make_thread(api, user, "walrus question")
+    tid = thread["id"]
+    root = (await messages_of(api, user, tid))[0]
+    doomed = await append(api, user, tid, "a narwhal answer", role="assistant", parent_id=root["id"])
+    assert await found(api, user, "walrus -narwhal") == []
+    assert (await api.request("DELETE", f"/api/threads/{tid}/messages/{doomed['id']}", user=user)).status_code == 204
+    assert await found(api, user, "walrus -narwhal") == [tid]
+
+
+async def test_messages_of_every_role_are_found(api: Api, user: str) -> None:
+    thread = await make_thread(api, user, "hello")
+    tid = thread["id"]
+    for role, word in (("system", "walrus"), ("assistant", "narwhal"), ("tool", "okapi"), ("user", "quokka")):
+        message = await append(api, user, tid, f"a {word} here", role=role)
+        (result,) = (await search(api, user, word))["data"]
+        assert [m["message_id"] for m in result["matches"]] == [message["id"]], role
+
+
 async def test_a_permanently_deleted_thread_is_no_more_found(api: Api, user: str) -> None:
     thread = await make_thread(api, user, "walrus", title="walrus")
     kept = await make_thread(api, user, "walrus")
@@ -745,6 +789,23 @@ async def test_a_forks_copies_are_found_in_the_fork(api: Api, user: str) -> None
     (titled,) = [r for r in (await search(api, user, "sea life"))["data"] if r["thread"]["id"] == fork["id"]]
     assert titled["matches"] == [{"message_id": None, "snippet": "<mark>Sea</mark> <mark>life</mark>"}]
     assert first["id"] not in copies
+
+
+async def test_a_forked_in_progress_reply_is_found_in_the_fork(api: Api, user: str) -> None:
+    """The fork copies an in_progress reply as `incomplete`: ended, so indexed there; the source's stays
+    unindexed until it ends."""
+    source = await make_thread(api, user, "a question")
+    reply = await start_reply(api, user, source["id"], "a walrus so far")
+    response = await api.request("POST", f"/api/threads/{source['id']}/fork", user=user, json={})
+    assert response.status_code == 201, response.text
+    fork = response.json()
+    copied = (await messages_of(api, user, fork["id"]))[-1]
+    assert (copied["status"], copied["content"]) == ("incomplete", "a walrus so far")
+    (result,) = (await search(api, user, "walrus"))["data"]
+    assert result["thread"]["id"] == fork["id"]
+    assert [m["message_id"] for m in result["matches"]] == [copied["id"]]
+    assert (await patch(api, user, source["id"], reply["id"], status="completed")).status_code == 200
+    assert await found_set(api, user, "walrus") == {source["id"], fork["id"]}
 
 
 async def test_a_fork_with_a_title_of_its_own(api: Api, user: str) -> None:
