@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import Api
+from tests.http.problems import assert_problem
 from tests.search.helpers import URL, assert_page_shape, found, make_thread, search, search_response
-from tests.threads.helpers import assert_problem, assert_validation_error
+from tests.threads.helpers import assert_validation_error
 
 pytestmark = pytest.mark.through_pgbouncer
 
