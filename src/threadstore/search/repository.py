@@ -25,6 +25,7 @@ from sqlalchemy import (
     Float,
     Select,
     String,
+    TextClause,
     and_,
     bindparam,
     column,
@@ -37,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import RowMapping
 
-from threadstore.db.search_terms import owner_term
+from threadstore.db.search_terms import SearchTerms, owner_term
 from threadstore.db.tables import HAS_STATUS, THREAD_STATUSES, UtcDateTime, messages, storable, threads
 from threadstore.db.thread_filters import metadata_equals, metadata_params
 from threadstore.db.unit_of_work import Tx
@@ -190,3 +191,44 @@ async def find(
     if after is not None:
         params["c_score"], params["c_updated_at"], params["c_id"] = after
     return list((await tx.conn.execute(stmt, params)).mappings().all())
+
+
+# ------------------------------------------------------------------------------------------------- reindex
+# Batches in id order. A message's text does not change once it is finished, so its terms are computed from
+# the row read and written while it is still finished; a title can change at any time, so its terms are
+# written only if the title is still the one read (a concurrent PATCH wrote its own). A value equal to the
+# stored one is not written again (no WAL, no trigger).
+_MESSAGE_BATCH = (
+    "SELECT m.id, m.content, t.user_id FROM messages m JOIN threads t ON t.id = m.thread_id"
+    " WHERE m.id > :after AND m.status <> 'in_progress'{pending} ORDER BY m.id LIMIT :lim"
+)
+_THREAD_BATCH = "SELECT id, user_id, title FROM threads WHERE id > :after{pending} ORDER BY id LIMIT :lim"
+_DIFFERENT = {"postgresql": "IS DISTINCT FROM CAST(:terms AS tsvector)", "sqlite": "IS NOT :terms"}
+_SAME_TITLE = {"postgresql": "IS NOT DISTINCT FROM :title", "sqlite": "IS :title"}
+
+
+@lru_cache(maxsize=8)
+def _batch(table: str, pending: bool) -> TextClause:
+    if table == "messages":
+        return text(_MESSAGE_BATCH.format(pending=" AND m.search_terms IS NULL" if pending else ""))
+    return text(_THREAD_BATCH.format(pending=" AND title IS NOT NULL AND search_terms IS NULL" if pending else ""))
+
+
+@lru_cache(maxsize=4)
+def _set_terms(table: str, dialect: str) -> TextClause:
+    condition = "status <> 'in_progress'" if table == "messages" else f"title {_SAME_TITLE[dialect]}"
+    sql = f"UPDATE {table} SET search_terms = :terms WHERE id = :id AND {condition}"
+    return text(f"{sql} AND search_terms {_DIFFERENT[dialect]}").bindparams(bindparam("terms", type_=SearchTerms()))
+
+
+async def index_batch(tx: Tx, table: str, after: str, limit: int, pending: bool) -> list[RowMapping]:
+    """Up to `limit` rows of `table` ("messages": id, content, user_id; "threads": id, user_id, title) after id
+    `after`, to index (`pending`: only those not indexed yet)."""
+    rows = await tx.conn.execute(_batch(table, pending), {"after": after, "lim": limit})
+    return list(rows.mappings().all())
+
+
+async def set_terms(tx: Tx, table: str, values: Sequence[dict[str, Any]]) -> None:
+    """Writes each `{"id", "terms"[, "title"]}` of `values` where it still applies and differs."""
+    if values:
+        await tx.conn.execute(_set_terms(table, tx.dialect), list(values))
