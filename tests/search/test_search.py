@@ -833,33 +833,50 @@ def cjk_text(length: int, seed: int = 7) -> str:
     return "".join(out)
 
 
-async def test_a_phrase_deep_in_a_long_message_is_found(api: Api, user: str) -> None:
+# PostgreSQL's tsvector keeps positions up to 16,383, at most 256 positions of a word, and 1 MB in all
+# (docs/api.md "Search"): past those bounds a phrase (a CJK run of 3 or more characters is one) is found on
+# SQLite only, and the words a message holds beyond 1 MB of distinct words are not indexed on PostgreSQL. The
+# words themselves are found on both. These pin the documented bound: a change of it shows here.
+
+
+def _phrases_beyond_bounds_found(api: Api) -> bool:
+    return api.database.dialect == "sqlite"
+
+
+async def test_a_phrase_deep_in_a_long_message(api: Api, user: str) -> None:
     """Past the 16,383rd word: PostgreSQL's tsvector positions stop there."""
     text = "lorem " * 17_000 + "red apple"
     thread = await make_thread(api, user, text)
-    assert await found(api, user, '"red apple"') == [thread["id"]]
-    (snippet,) = await snippets(api, user, '"red apple"')
-    assert marked(snippet) == ["red", "apple"]
+    assert await found(api, user, "red apple") == [thread["id"]]
+    phrase = await found(api, user, '"red apple"')
+    assert phrase == ([thread["id"]] if _phrases_beyond_bounds_found(api) else [])
 
 
-async def test_a_phrase_after_its_word_repeated_300_times_is_found(api: Api, user: str) -> None:
+async def test_a_phrase_after_its_word_repeated_300_times(api: Api, user: str) -> None:
     """A word's 257th occurrence and after: PostgreSQL keeps at most 256 positions of a lexeme."""
     thread = await make_thread(api, user, "apple " * 300 + "red apple")
-    assert await found(api, user, '"red apple"') == [thread["id"]]
+    assert await found(api, user, "apple red") == [thread["id"]]
+    phrase = await found(api, user, '"red apple"')
+    assert phrase == ([thread["id"]] if _phrases_beyond_bounds_found(api) else [])
+    # Within the bounds, the same phrase is found on both.
+    near = await make_thread(api, user, "apple " * 100 + "green apple")
+    assert await found(api, user, '"green apple"') == [near["id"]]
 
 
-async def test_a_chinese_run_deep_in_a_long_message_is_found(api: Api, user: str) -> None:
+async def test_a_chinese_run_deep_in_a_long_message(api: Api, user: str) -> None:
     text = cjk_text(20_000) + "东京都"
     thread = await make_thread(api, user, text)
     assert await found(api, user, "东京") == [thread["id"]]
-    assert await found(api, user, "东京都") == [thread["id"]]
+    run = await found(api, user, "东京都")
+    assert run == ([thread["id"]] if _phrases_beyond_bounds_found(api) else [])
 
 
-async def test_a_word_at_the_end_of_the_longest_chinese_message_is_found(api: Api, user: str) -> None:
-    """262,143 pairs, nearly all distinct: more than a PostgreSQL tsvector's 1 MB."""
+async def test_a_word_at_the_end_of_the_longest_chinese_message(api: Api, user: str) -> None:
+    """262,143 pairs, nearly all distinct: more than a PostgreSQL tsvector's 1 MB. The write succeeds on both."""
     text = cjk_text(262_144 - len(" zeppelin")) + " zeppelin"
     thread = await make_thread(api, user, text)
-    assert await found(api, user, "zeppelin") == [thread["id"]]
+    assert await found(api, user, "zeppelin") == ([thread["id"]] if _phrases_beyond_bounds_found(api) else [])
+    assert await found(api, user, cjk_text(4)) == [thread["id"]]  # its first words are indexed
 
 
 async def test_the_snippet_of_a_phrase_shows_the_phrase(api: Api, user: str) -> None:

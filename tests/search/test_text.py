@@ -10,6 +10,7 @@ intersect only the terms made here.
 from __future__ import annotations
 
 import pytest
+
 from threadstore.search.text import MAX_TERM, Group, Query, Term, parse, term_texts, terms
 
 
