@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Float,
     Select,
@@ -99,12 +100,22 @@ def _params(dialect: str, user_id: str, query: Query) -> dict[str, Any]:
     return params
 
 
+def _inline(dialect: str, *names: str) -> list[BindParameter[str]]:
+    """PostgreSQL: the tsqueries written into the statement's text, not bound. A prepared statement may be
+    planned once for any value (a generic plan), and PostgreSQL cannot estimate an unknown tsquery: it guessed
+    a scan of every message cheaper than the GIN index (tests/db/test_query_plans.py). Written in, every query
+    is planned for its words. Safe: a term holds only letters, digits and marks, and the value is rendered as
+    a quoted literal."""
+    return [bindparam(name, type_=String(), literal_execute=dialect == "postgresql") for name in names]
+
+
 @lru_cache(maxsize=256)
 def _statement(dialect: str, status: str, recent: bool, after: bool, excluded: bool, filters: int) -> Select[Any]:
     """A page of matching threads (at most `p_limit`), each row one of its best matches (thread columns, the
     thread's score, the match's message id, score and text; a title match has no message)."""
     hits = (
         text(_HITS[dialect])
+        .bindparams(*_inline(dialect, "s_words", "s_owned"))
         .columns(column("thread_id", String), column("message_id", String), column("score", Float))
         .cte("hits")
     )
@@ -115,7 +126,12 @@ def _statement(dialect: str, status: str, recent: bool, after: bool, excluded: b
     else:
         conditions.append(threads.c.status.in_(THREAD_STATUSES))
     if excluded:
-        gone = text(_EXCLUDED[dialect]).columns(column("thread_id", String)).cte("excluded")
+        gone = (
+            text(_EXCLUDED[dialect])
+            .bindparams(*_inline(dialect, "s_excluded"))
+            .columns(column("thread_id", String))
+            .cte("excluded")
+        )
         conditions.append(threads.c.id.not_in(select(gone.c.thread_id)))
     if filters:
         conditions.append(func.coalesce(and_(*(metadata_equals(dialect, i) for i in range(filters))), false()))
