@@ -1,4 +1,4 @@
-"""The `threadstore` command: serve, migrate, token."""
+"""The `threadstore` command: serve, migrate, reindex, token."""
 
 from __future__ import annotations
 
@@ -20,7 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--no-migrate", action="store_true", help="do not upgrade the schema before serving")
 
-    commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
+    commands.add_parser(
+        "migrate", help="upgrade the database schema to the latest revision, then index what search has not indexed"
+    )
+
+    reindex = commands.add_parser("reindex", help="rebuild the search index from the text, in batches, online")
+    reindex.add_argument("--pending", action="store_true", help="only the rows not indexed yet")
+    reindex.add_argument("--batch", type=_positive_int, default=500, help="rows per batch (default: 500)")
 
     token = commands.add_parser("token", help="print a JWT for a user, signed with the configured secret")
     token.add_argument("--user", required=True)
@@ -35,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "migrate":
             return _migrate()
+        if args.command == "reindex":
+            return _reindex(pending=args.pending, batch=args.batch)
         return _token(args)
     except ConfigError as error:
         print(f"threadstore: {error}", file=sys.stderr)
@@ -61,6 +69,31 @@ def _migrate() -> int:
     defaults = SessionDefaults.of(settings) if through_pooler else None
     migrate.run(settings.resolved_direct_database_url, role_defaults=defaults, backfill=migrate.Backfill.of(settings))
     print(f"schema is at revision {migrate.head_revision()}", file=sys.stderr)
+    # Rows written before search (migration 0008) get their terms, in batches: the pass finds nothing to do once
+    # they have them.
+    return _reindex(pending=True, batch=500)
+
+
+def _reindex(*, pending: bool, batch: int) -> int:
+    import asyncio
+
+    from threadstore.db.unit_of_work import Database
+    from threadstore.logs import configure
+    from threadstore.search.reindex import reindex
+
+    settings = load_settings()
+    configure(settings.log_level)
+
+    async def run() -> None:
+        database = Database.open(settings)
+        try:
+            progress = await reindex(database, pending=pending, batch=batch)
+        finally:
+            await database.dispose()
+        rows = progress.rows
+        print(f"indexed {rows['threads']} threads and {rows['messages']} messages", file=sys.stderr)
+
+    asyncio.run(run())
     return 0
 
 

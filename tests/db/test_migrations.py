@@ -122,7 +122,7 @@ async def test_0003_downgrades_to_the_two_full_list_indexes_and_upgrades_again(
             assert set(await run(_thread_indexes)) == {"ix_threads_user_status_updated", "ix_threads_user_updated"}
             assert await run(migrate.current_revision) == "0002"
             await run(_migrate, command.upgrade, "head")
-            assert set(await run(_thread_indexes)) == {
+            assert set(await run(_thread_indexes)) - SEARCH_INDEXES[backend.name] == {
                 "ix_threads_user_updated_active",
                 "ix_threads_user_updated_archived",
             }
@@ -630,6 +630,49 @@ async def test_0007_leaves_every_message_completed_and_adds_only_without_a_rewri
             async with engine.connect() as conn:
                 found = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("messages")})
                 assert "status" not in found and "parts" not in found
+            await _step(engine, "head")
+            async with engine.connect() as conn:
+                assert await conn.run_sync(migrate.current_revision) == migrate.head_revision()
+        finally:
+            await engine.dispose()
+
+
+async def test_0008_then_migrate_indexes_what_was_written_before_search(
+    backend: Backend, pg_server: PgServer | None, tmp_path: Path
+) -> None:
+    """Search: `threadstore migrate` on a database of 0007 adds the index and fills it for the messages and
+    titles written before (its pending pass); 0008 goes down and up again."""
+    async with fresh_database(backend.name, pg_server, tmp_path, migrated=False) as fresh:
+        engine = create_async_engine(fresh.url, poolclass=NullPool)
+        try:
+            await _step(engine, "0005")
+            async with engine.begin() as conn:
+                await _v1_thread(conn, "thr_a", 3)
+                await conn.execute(text("UPDATE threads SET title = 'Grüße aus Köln' WHERE id = 'thr_a'"))
+            await _step(engine, "0007")
+            env = threadstore_env(tmp_path, database_url=fresh.url)
+            process = await asyncio.create_subprocess_exec(
+                *THREADSTORE, "migrate", env=env, cwd=tmp_path, stderr=subprocess.PIPE
+            )
+            _, err = await process.communicate()
+            assert process.returncode == 0, err.decode()
+            assert "indexed 1 threads and 3 messages" in err.decode()
+            found = {
+                "postgresql": [
+                    "SELECT count(*) FROM messages WHERE search_terms @@ CAST('''hi''' AS tsquery)",
+                    "SELECT count(*) FROM threads WHERE search_terms @@ CAST('''grusse'' <-> ''aus''' AS tsquery)",
+                ],
+                "sqlite": [
+                    "SELECT count(*) FROM search_fts WHERE search_fts MATCH 'terms : hi'",
+                    "SELECT count(*) FROM search_fts WHERE search_fts MATCH 'terms : \"grusse aus koln\"'",
+                ],
+            }[backend.name]
+            async with engine.connect() as conn:
+                assert [(await conn.execute(text(sql))).scalar_one() for sql in found] == [3, 1]
+            await _step(engine, "0007", down=True)
+            async with engine.connect() as conn:
+                columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("messages")})
+                assert "search_terms" not in columns
             await _step(engine, "head")
             async with engine.connect() as conn:
                 assert await conn.run_sync(migrate.current_revision) == migrate.head_revision()

@@ -291,3 +291,64 @@ async def test_sqlite_path_pages_never_scan_messages_or_build_an_index(tmp_path:
                 assert "uq_messages_branch_depth" in plan, plan
         finally:
             conn.close()
+
+
+# Search (issue 18): the words are found through the GIN indexes of messages and threads, never by reading the
+# tables. 20,000 other messages of 200 users and 2,000 of one user hold the word; each holds its owner's term.
+async def _search_seed(dsn: str) -> None:
+    from threadstore.db.search_terms import owner_term
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        owners = [owner_term(f"suser_{i}") for i in range(200)]
+        await conn.execute(
+            "INSERT INTO threads (id, user_id, title, metadata, status, created_at, updated_at, message_count,"
+            " version, current_branch_id, search_terms)"
+            " SELECT 'thr_s' || n, 'suser_' || (n % 200), 'Search ' || n, '{}', 'active', now(), now(), 0, 1,"
+            " 500000 + n, CAST('''' || ($1::text[])[n % 200 + 1] || ''' ''search'':1' AS tsvector)"
+            " FROM generate_series(1, 2000) n",
+            owners,
+        )
+        await conn.execute(
+            "INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at, branch_id, depth,"
+            " sibling_index, search_terms)"
+            " SELECT 'msg_s' || k, 'thr_s' || (k % 2000 + 1), k / 2000 + 1, 'user', 'common rare' || k, '{}', now(),"
+            " 500000 + k % 2000 + 1, k / 2000 + 1, 1,"
+            " CAST('''' || ($1::text[])[(k % 2000 + 1) % 200 + 1] || ''' ''common'':1 ''rare' || k || ''':2'"
+            " AS tsvector) FROM generate_series(0, 21999) k",
+            owners,
+        )
+        await conn.execute("ANALYZE threads; ANALYZE messages")
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("q", ["rare77", "common", "common rare7", '"common rare7"', "rar", "common -rare7"])
+async def test_search_finds_words_through_the_gin_indexes(seeded: str, q: str) -> None:
+    """Every value written in (the tsqueries are, by literal_execute: search/repository.py `_inline`; the user
+    and the limit as well here), so this is the plan of each search, for its words."""
+    from threadstore.search import repository as search_repo
+    from threadstore.search.text import parse
+
+    conn = await asyncpg.connect(seeded)  # seeded once for the module's database
+    try:
+        if not await conn.fetchval("SELECT count(*) FROM threads WHERE id = 'thr_s1'"):
+            await _search_seed(seeded)
+        query = parse(q)
+        params = search_repo._params("postgresql", "suser_7", query) | {"s_user": "suser_7", "p_limit": 21}
+        statement = search_repo._statement("postgresql", "active", False, False, bool(query.excluded), 0)
+        compiled = statement.params(**params).compile(
+            dialect=postgresql.asyncpg.dialect(), compile_kwargs={"render_postcompile": True}
+        )
+        sql = str(compiled)
+        for n, name in reversed(list(enumerate(compiled.positiontup or [], start=1))):  # $12 before $1
+            sql = sql.replace(f"${n}", _sql_literal(params[name]))
+        plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {sql}"))
+    finally:
+        await conn.close()
+    assert plan.count("Bitmap Index Scan on ix_messages_search") >= 1, plan
+    assert plan.count("Bitmap Index Scan on ix_threads_search") >= 1, plan
+    assert "Seq Scan on messages" not in plan and "Seq Scan on threads" not in plan, plan
+    # Never a parameter: a generic plan, made without the words, scanned every message (the planner cannot
+    # estimate an unknown tsquery).
+    assert "POSTCOMPILE_s_owned" in str(statement.compile(dialect=postgresql.asyncpg.dialect()))

@@ -189,6 +189,14 @@ ENDPOINTS = [
         writes=False,
     ),
     Endpoint(
+        # Search (issue 18): one statement over the index; a read, swept on the two databases.
+        "search",
+        _two_threads,
+        lambda api, user, ctx: api.request("GET", "/api/search", user=user, params={"q": "newer", "limit": 1}),
+        writes=False,
+        ci={"fault": ("sqlite", "postgresql"), "cancel": ("sqlite", "postgresql")},
+    ),
+    Endpoint(
         "create_thread",
         _nothing,
         lambda api, user, ctx: api.request("POST", "/api/threads", user=user, json=_create_body()),

@@ -24,11 +24,16 @@ from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-# PostgreSQL's bounds: a position above 16,383 is stored as 16,383, at most 256 positions a lexeme are kept,
-# and a tsvector holds at most 1 MB. Rendered within them, so no text can fail its write.
+# PostgreSQL's bounds: positions run to 16,383, a lexeme keeps at most 256 of them, a tsvector holds at most
+# 1 MB. Rendered within them, so no text can fail its write; and both databases are given the same bounds, so
+# the same query finds the same threads on both (docs/api.md "Search"): an occurrence past them is a word but
+# starts or continues no phrase, and the distinct words past 1 MB are not indexed.
 MAX_POSITION = 16_383
 MAX_POSITIONS = 256
 _MAX_TSVECTOR_BYTES = 1_000_000
+# SQLite: a token no query can hold (a term has only letters, digits and marks; this is a format character),
+# written where PostgreSQL keeps no position, so that nothing is adjacent there on SQLite either.
+NO_POSITION = "\u2063"
 
 
 class IndexedTerms(NamedTuple):
@@ -43,24 +48,39 @@ def owner_term(user_id: str) -> str:
     return "#" + hashlib.blake2b(user_id.encode(), digest_size=8).hexdigest()
 
 
-def tsvector_literal(value: IndexedTerms) -> str:
+def _bounded(terms: tuple[str, ...]) -> tuple[dict[str, list[int]], list[str]]:
+    """The terms within PostgreSQL's bounds: each lexeme's positions (empty: a word with no position), and the
+    same as SQLite tokens (NO_POSITION around an occurrence without a position, in place of a dropped one)."""
     positions: dict[str, list[int]] = {}
+    tokens: list[str] = []
     size = 0
-    for index, term in enumerate(value.terms, start=1):
+    for index, term in enumerate(terms, start=1):
         kept = positions.get(term)
         if kept is None:
             cost = len(term.encode()) + 8  # the lexeme's entry, its length word and alignment
             if size + cost > _MAX_TSVECTOR_BYTES:
+                tokens.append(NO_POSITION)
                 continue
             size += cost
             positions[term] = kept = []
-        position = min(index, MAX_POSITION)
-        if len(kept) < MAX_POSITIONS and (not kept or kept[-1] != position):
-            kept.append(position)
+        if index <= MAX_POSITION and len(kept) < MAX_POSITIONS and size + 2 <= _MAX_TSVECTOR_BYTES:
+            kept.append(index)
             size += 2
+            tokens.append(term)
+        else:
+            tokens += [NO_POSITION, term, NO_POSITION]
+    return positions, tokens
+
+
+def tsvector_literal(value: IndexedTerms) -> str:
+    positions, _ = _bounded(value.terms)
     # A term has only letters, digits and marks: nothing to escape inside the quotes.
-    lexemes = [f"'{term}':{','.join(map(str, at))}" for term, at in positions.items()]
+    lexemes = [f"'{term}':{','.join(map(str, at))}" if at else f"'{term}'" for term, at in positions.items()]
     return " ".join([f"'{owner_term(value.owner)}'", *lexemes])
+
+
+def sqlite_terms(value: IndexedTerms) -> str:
+    return " ".join(_bounded(value.terms)[1])
 
 
 class SearchTerms(TypeDecorator[IndexedTerms]):
@@ -80,7 +100,7 @@ class SearchTerms(TypeDecorator[IndexedTerms]):
             return None
         if dialect.name == "postgresql":
             return tsvector_literal(value)
-        return " ".join(value.terms)
+        return sqlite_terms(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         return value

@@ -21,10 +21,12 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Float,
     Select,
     String,
+    TextClause,
     and_,
     bindparam,
     column,
@@ -37,7 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import RowMapping
 
-from threadstore.db.search_terms import owner_term
+from threadstore.db.search_terms import SearchTerms, owner_term
 from threadstore.db.tables import HAS_STATUS, THREAD_STATUSES, UtcDateTime, messages, storable, threads
 from threadstore.db.thread_filters import metadata_equals, metadata_params
 from threadstore.db.unit_of_work import Tx
@@ -98,12 +100,22 @@ def _params(dialect: str, user_id: str, query: Query) -> dict[str, Any]:
     return params
 
 
+def _inline(dialect: str, *names: str) -> list[BindParameter[str]]:
+    """PostgreSQL: the tsqueries written into the statement's text, not bound. A prepared statement may be
+    planned once for any value (a generic plan), and PostgreSQL cannot estimate an unknown tsquery: it guessed
+    a scan of every message cheaper than the GIN index (tests/db/test_query_plans.py). Written in, every query
+    is planned for its words. Safe: a term holds only letters, digits and marks, and the value is rendered as
+    a quoted literal."""
+    return [bindparam(name, type_=String(), literal_execute=dialect == "postgresql") for name in names]
+
+
 @lru_cache(maxsize=256)
 def _statement(dialect: str, status: str, recent: bool, after: bool, excluded: bool, filters: int) -> Select[Any]:
     """A page of matching threads (at most `p_limit`), each row one of its best matches (thread columns, the
     thread's score, the match's message id, score and text; a title match has no message)."""
     hits = (
         text(_HITS[dialect])
+        .bindparams(*_inline(dialect, "s_words", "s_owned"))
         .columns(column("thread_id", String), column("message_id", String), column("score", Float))
         .cte("hits")
     )
@@ -114,7 +126,12 @@ def _statement(dialect: str, status: str, recent: bool, after: bool, excluded: b
     else:
         conditions.append(threads.c.status.in_(THREAD_STATUSES))
     if excluded:
-        gone = text(_EXCLUDED[dialect]).columns(column("thread_id", String)).cte("excluded")
+        gone = (
+            text(_EXCLUDED[dialect])
+            .bindparams(*_inline(dialect, "s_excluded"))
+            .columns(column("thread_id", String))
+            .cte("excluded")
+        )
         conditions.append(threads.c.id.not_in(select(gone.c.thread_id)))
     if filters:
         conditions.append(func.coalesce(and_(*(metadata_equals(dialect, i) for i in range(filters))), false()))
@@ -190,3 +207,44 @@ async def find(
     if after is not None:
         params["c_score"], params["c_updated_at"], params["c_id"] = after
     return list((await tx.conn.execute(stmt, params)).mappings().all())
+
+
+# ------------------------------------------------------------------------------------------------- reindex
+# Batches in id order. A message's text does not change once it is finished, so its terms are computed from
+# the row read and written while it is still finished; a title can change at any time, so its terms are
+# written only if the title is still the one read (a concurrent PATCH wrote its own). A value equal to the
+# stored one is not written again (no WAL, no trigger).
+_MESSAGE_BATCH = (
+    "SELECT m.id, m.content, t.user_id FROM messages m JOIN threads t ON t.id = m.thread_id"
+    " WHERE m.id > :after AND m.status <> 'in_progress'{pending} ORDER BY m.id LIMIT :lim"
+)
+_THREAD_BATCH = "SELECT id, user_id, title FROM threads WHERE id > :after{pending} ORDER BY id LIMIT :lim"
+_DIFFERENT = {"postgresql": "IS DISTINCT FROM CAST(:terms AS tsvector)", "sqlite": "IS NOT :terms"}
+_SAME_TITLE = {"postgresql": "IS NOT DISTINCT FROM :title", "sqlite": "IS :title"}
+
+
+@lru_cache(maxsize=8)
+def _batch(table: str, pending: bool) -> TextClause:
+    if table == "messages":
+        return text(_MESSAGE_BATCH.format(pending=" AND m.search_terms IS NULL" if pending else ""))
+    return text(_THREAD_BATCH.format(pending=" AND title IS NOT NULL AND search_terms IS NULL" if pending else ""))
+
+
+@lru_cache(maxsize=4)
+def _set_terms(table: str, dialect: str) -> TextClause:
+    condition = "status <> 'in_progress'" if table == "messages" else f"title {_SAME_TITLE[dialect]}"
+    sql = f"UPDATE {table} SET search_terms = :terms WHERE id = :id AND {condition}"
+    return text(f"{sql} AND search_terms {_DIFFERENT[dialect]}").bindparams(bindparam("terms", type_=SearchTerms()))
+
+
+async def index_batch(tx: Tx, table: str, after: str, limit: int, pending: bool) -> list[RowMapping]:
+    """Up to `limit` rows of `table` ("messages": id, content, user_id; "threads": id, user_id, title) after id
+    `after`, to index (`pending`: only those not indexed yet)."""
+    rows = await tx.conn.execute(_batch(table, pending), {"after": after, "lim": limit})
+    return list(rows.mappings().all())
+
+
+async def set_terms(tx: Tx, table: str, values: Sequence[dict[str, Any]]) -> None:
+    """Writes each `{"id", "terms"[, "title"]}` of `values` where it still applies and differs."""
+    if values:
+        await tx.conn.execute(_set_terms(table, tx.dialect), list(values))

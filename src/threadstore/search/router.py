@@ -40,5 +40,5 @@ async def search(
     query = service.SearchQuery(
         q=q, limit=limit, cursor=cursor, status=status, sort=sort, metadata=metadata_filters(request)
     )
-    page = await database.read(service.search, user_id, query)
+    page = await service.search(database, user_id, query)
     return Response(json_bytes(page), media_type="application/json")

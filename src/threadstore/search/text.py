@@ -7,8 +7,9 @@ space-separated terms under FTS5's `ascii` tokenizer, which keeps every non-ASCI
 
 - A word is a run of letters, digits and combining marks (Unicode categories L, N, M): `foo_bar`, `C++` and
   `e-mail` split where the run ends.
-- Folding, per character: NFKC (full-width forms, ligatures, `①`), case folding (`ß` → `ss`), then the
-  accents dropped (NFKD without its nonspacing marks): `Café` and `CAFE` are both `cafe`.
+- Folding, per character: NFKC (full-width forms, ligatures, `①`), case folding (`ß` → `ss`), letters with a
+  stroke and the ligatures `æ`, `œ` as their base letters (`ø` → `o`, `œ` → `oe`), then the accents dropped
+  (NFKD without its nonspacing marks): `Café` and `CAFE` are both `cafe`.
 - Scripts written without spaces (Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar) have no words to split
   on: a run of them is indexed as its overlapping pairs of characters (`東京都` → `東京`, `京都`), so a query finds
   any contiguous run of at least 2 characters of it as a phrase of pairs. Their marks are kept (a voicing mark
@@ -43,6 +44,24 @@ _SPACELESS = (
 )
 
 _SEPARATOR, _WORD, _SPACELESS_CHAR = 0, 1, 2
+# Letters with a stroke or a ligature that no Unicode decomposition takes apart, folded as their base letters
+# (as PostgreSQL's unaccent does): `Łódź` is found by `lodz`, `œuf` by `oeuf`.
+_LETTERS = {
+    "ø": "o",
+    "ł": "l",
+    "đ": "d",
+    "ð": "d",
+    "ħ": "h",
+    "ŧ": "t",
+    "\u0131": "i",  # dotless i
+    "ŀ": "l",
+    "ƀ": "b",
+    "ɨ": "i",
+    "ʉ": "u",
+    "œ": "oe",
+    "æ": "ae",
+    "þ": "th",
+}
 
 
 def _spaceless(code: int) -> bool:
@@ -57,7 +76,8 @@ def _fold(char: str) -> tuple[int, str]:
         return _SEPARATOR, ""
     if _spaceless(ord(char)):
         return _SPACELESS_CHAR, unicodedata.normalize("NFKC", char).casefold()
-    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", char).casefold())
+    cased = unicodedata.normalize("NFKC", char).casefold()
+    folded = unicodedata.normalize("NFKD", _LETTERS.get(cased, cased))
     kept = "".join(c for c in folded if unicodedata.category(c)[0] in "LN" or unicodedata.category(c) == "Mc")
     return _WORD, unicodedata.normalize("NFC", kept)
 

@@ -40,6 +40,7 @@ from sqlalchemy.engine import Connection
 
 from threadstore.db.failures import sqlstate
 from threadstore.db.migrate import Backfill
+from threadstore.db.migrations.concurrently import build_index
 
 revision = "0006"
 down_revision = "0005"
@@ -455,19 +456,8 @@ def _finish(bind: Connection, postgres: bool) -> None:
                 "CREATE UNIQUE INDEX IF NOT EXISTS uq_messages_branch_depth ON messages (branch_id, depth)"
             )
         return
-    # CONCURRENTLY: writes go on during the build. A build interrupted earlier leaves an invalid index behind,
-    # which would never be used: it is dropped and built again.
-    valid = bind.execute(
-        sa.text(
-            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-            " WHERE c.relname = 'uq_messages_branch_depth' AND pg_table_is_visible(c.oid)"
-        )
-    ).scalar_one_or_none()
-    if valid is False:
-        bind.exec_driver_sql("DROP INDEX CONCURRENTLY uq_messages_branch_depth")
-    if valid is not True:
-        started = time.monotonic()
-        bind.exec_driver_sql("CREATE UNIQUE INDEX CONCURRENTLY uq_messages_branch_depth ON messages (branch_id, depth)")
+    started = time.monotonic()
+    if build_index(bind, "uq_messages_branch_depth", "messages (branch_id, depth)", unique=True):
         log.info("migration 0006: uq_messages_branch_depth built in %.1f s", time.monotonic() - started)
     # NOT NULL without holding the table's lock for a scan: a CHECK added NOT VALID (instant), validated (a
     # scan that lets writes go on), then SET NOT NULL, which the valid CHECK proves without a scan, then the

@@ -21,6 +21,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.engine import Connection
 
+from threadstore.db.migrations.concurrently import build_index
+
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
@@ -85,18 +87,7 @@ def _finish(bind: Connection, postgres: bool) -> None:
         return
     bind.exec_driver_sql("ALTER TABLE messages VALIDATE CONSTRAINT ck_messages_status")
     for name, target in _INDEXES.items():
-        # An interrupted CONCURRENTLY build leaves an invalid index, never used: it is dropped and built again.
-        valid = bind.execute(
-            sa.text(
-                "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-                " WHERE c.relname = :name AND pg_table_is_visible(c.oid)"
-            ),
-            {"name": name},
-        ).scalar_one_or_none()
-        if valid is False:
-            bind.exec_driver_sql(f"DROP INDEX CONCURRENTLY {name}")
-        if valid is not True:
-            bind.exec_driver_sql(f"CREATE INDEX CONCURRENTLY {name} ON {target}")
+        build_index(bind, name, target)
 
 
 def downgrade() -> None:

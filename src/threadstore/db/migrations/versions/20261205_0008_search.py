@@ -21,6 +21,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.engine import Connection
 
+from threadstore.db.migrations.concurrently import build_index
+
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
@@ -101,18 +103,7 @@ def upgrade() -> None:
 
 def _gin_indexes(bind: Connection) -> None:
     for name, table in _GIN.items():
-        # An interrupted CONCURRENTLY build leaves an invalid index, never used: it is dropped and built again.
-        valid = bind.execute(
-            sa.text(
-                "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-                " WHERE c.relname = :name AND pg_table_is_visible(c.oid)"
-            ),
-            {"name": name},
-        ).scalar_one_or_none()
-        if valid is False:
-            bind.exec_driver_sql(f"DROP INDEX CONCURRENTLY {name}")
-        if valid is not True:
-            bind.exec_driver_sql(f"CREATE INDEX CONCURRENTLY {name} ON {table} USING gin (search_terms)")
+        build_index(bind, name, f"{table} USING gin (search_terms)")
 
 
 def downgrade() -> None:
