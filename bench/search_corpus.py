@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from threadstore.db.search_terms import IndexedTerms, tsvector_literal
+from threadstore.db.search_terms import IndexedTerms, sqlite_terms, tsvector_literal
 from threadstore.search.index import indexed
 from threadstore.search.text import Query, parse, term_texts
 
@@ -455,7 +455,7 @@ def build_chunk(args: tuple[Shape, int, int, int]) -> Chunk:
             m_csv.writerow((mid, tid, seq, role, content, "{}", stamp.isoformat(), branch, seq, parent, 1,
                             tsvector_literal(terms)))  # fmt: skip
             sq_messages.append((mid, tid, seq, role, content, "{}", sqlite_time(stamp), branch, seq, parent, 1,
-                                " ".join(terms.terms)))  # fmt: skip
+                                sqlite_terms(terms)))  # fmt: skip
             stats.words += len(terms.terms)
             stats.chars += len(content)
             if heavy:
@@ -471,7 +471,7 @@ def build_chunk(args: tuple[Shape, int, int, int]) -> Chunk:
                         tsvector_literal(title_terms)))  # fmt: skip
         sq_threads.append((tid, user, title, "{}", "active", sqlite_time(created), sqlite_time(updated), size,
                            sqlite_time(updated), size + 1, last_id, branch, size,
-                           " ".join(title_terms.terms)))  # fmt: skip
+                           sqlite_terms(title_terms)))  # fmt: skip
         b_csv.writerow((branch, tid, None, 0, 1, 0))
         sq_branches.append((branch, tid, None, 0, 1, 0))
     return Chunk(number, t_out.getvalue(), b_out.getvalue(), m_out.getvalue(), sq_threads, sq_branches,
