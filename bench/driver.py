@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="after seeding, run one phase alone: wal = write amplification (~3 min in all); branches = the"
         " branch figures of issue 16 (~9 min in all with the defaults); streaming = the streamed replies of"
         " issue 17 (~5 min in all); search = the search figures of issue 18 on a database of their own, without"
-        " the common seeding nor the yardstick (~10 min)",
+        " the common seeding nor the yardstick (~7 min)",
     )
     p.add_argument("--no-branches", action="store_true", help="skip the branch figures (issue 16)")
     p.add_argument("--no-streaming", action="store_true", help="skip the streamed replies (issue 17)")
