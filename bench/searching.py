@@ -237,15 +237,15 @@ def baseline_source(choice: str, out: Path, log: Callable[[str], None]) -> Basel
                     raise RuntimeError(f"no commit adds {MIGRATION} in this clone's history")
                 rev = f"{added}^"
             commit = _git("rev-parse", "--verify", f"{rev}^{{commit}}")
-            subject = _git("log", "-1", "--format=%h %s", commit)
+            short = _git("log", "-1", "--format=%h", commit)
             dest = out / "search-baseline"
             shutil.rmtree(dest, ignore_errors=True)
             dest.mkdir(parents=True)
             archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "src"], check=True,
                                      capture_output=True).stdout  # fmt: skip
             subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-            return Baseline("commit", f"threadstore at {subject[:90]} (before search), on a copy of the database"
-                            " downgraded to revision 0007", dest / "src")  # fmt: skip
+            return Baseline("commit", f"threadstore at {short} (the commit before migration 0008 was added), on a"
+                            " copy of the database downgraded to revision 0007", dest / "src")  # fmt: skip
         except (OSError, subprocess.CalledProcessError, RuntimeError) as error:
             log(f"search: no older commit to compare appends with ({error}); the GIN indexes dropped instead")
     return Baseline(
