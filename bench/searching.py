@@ -282,9 +282,16 @@ async def copy_database(source: seeding.Dsns, copy: seeding.Dsns, baseline: Base
     try:
         for name in search_seed.GIN:
             await conn.execute(f"DROP INDEX {name}")
-        if baseline.kind == "commit":
-            for table in set(search_seed.GIN.values()):
-                await conn.execute(f"ALTER TABLE {table} DROP COLUMN search_terms")
+        if baseline.kind == "commit":  # as migration 0008's downgrade leaves it
+            for statement in (
+                "DROP TRIGGER threads_search_au ON threads",
+                "DROP TRIGGER threads_search_ai ON threads",
+                "DROP FUNCTION thread_search_sync()",
+                "DROP TABLE thread_search",
+                "ALTER TABLE messages DROP COLUMN search_terms",
+                "ALTER TABLE threads DROP COLUMN search_terms",
+            ):
+                await conn.execute(statement)
             await conn.execute("UPDATE alembic_version SET version_num = '0007'")
     finally:
         await conn.close()

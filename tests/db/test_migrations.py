@@ -43,7 +43,8 @@ def _schema_diff(sync_conn: Any) -> list[Any]:
             if d[0] == "remove_table":  # search's tables outside the metadata (migration 0008)
                 return bool(d[1].name in SEARCH_TABLES[sync_conn.dialect.name])
             if d[0] == "remove_index" and (
-                d[1].name in SEARCH_INDEXES[sync_conn.dialect.name] or d[1].table.name in SEARCH_TABLES["sqlite"]
+                d[1].name in SEARCH_INDEXES[sync_conn.dialect.name]
+                or d[1].table.name in SEARCH_TABLES[sync_conn.dialect.name]
             ):
                 return True
             return d[0] in ("add_index", "remove_index") and d[1].name in existing

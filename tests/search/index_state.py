@@ -12,6 +12,7 @@ _COLUMNS = {
     "postgresql": [
         "SELECT 'message', id, search_terms::text FROM messages ORDER BY id",
         "SELECT 'thread', id, search_terms::text FROM threads ORDER BY id",
+        "SELECT 'title', thread_id, search_terms::text FROM thread_search ORDER BY thread_id",
     ],
     "sqlite": [
         "SELECT 'message', id, search_terms FROM messages ORDER BY id",

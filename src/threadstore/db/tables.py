@@ -290,11 +290,12 @@ def storable(*values: str) -> bool:
     return all("\x00" not in value for value in values)
 
 
-# What migration 0008 makes outside this metadata, for search (db/search_terms.py): PostgreSQL's GIN indexes
-# (SQLAlchemy would make a B-tree on SQLite) and SQLite's index table with its FTS5 table and shadow tables.
-SEARCH_INDEXES = {"postgresql": {"ix_messages_search", "ix_threads_search"}, "sqlite": set[str]()}
+# What migration 0008 makes outside this metadata, for search (db/search_terms.py): PostgreSQL's GIN index of
+# messages (SQLAlchemy would make a B-tree on SQLite) and its titles' table with a trigger, and SQLite's index
+# table with its FTS5 table and shadow tables.
+SEARCH_INDEXES = {"postgresql": {"ix_messages_search"}, "sqlite": set[str]()}
 SEARCH_TABLES = {
-    "postgresql": set[str](),
+    "postgresql": {"thread_search"},
     "sqlite": {
         "search_docs",
         "search_fts",

@@ -53,8 +53,9 @@ _HITS = {
 SELECT m.thread_id, m.id AS message_id, ts_rank(m.search_terms, CAST(:s_words AS tsquery), 1)::float8 AS score
 FROM messages m WHERE m.search_terms @@ CAST(:s_owned AS tsquery)
 UNION ALL
-SELECT t.id, NULL, {TITLE_WEIGHT} * ts_rank(t.search_terms, CAST(:s_words AS tsquery), 1)::float8
-FROM threads t WHERE t.search_terms @@ CAST(:s_owned AS tsquery) AND t.user_id = :s_user""",
+SELECT t.id, NULL, {TITLE_WEIGHT} * ts_rank(ts.search_terms, CAST(:s_words AS tsquery), 1)::float8
+FROM thread_search ts JOIN threads t ON t.id = ts.thread_id
+WHERE ts.search_terms @@ CAST(:s_owned AS tsquery) AND t.user_id = :s_user""",
     "sqlite": f"""
 SELECT d.thread_id, d.message_id,
        ts_search_rank(d.terms, :s_words) * CASE WHEN d.message_id IS NULL THEN {TITLE_WEIGHT} ELSE 1 END AS score
@@ -64,7 +65,8 @@ _EXCLUDED = {
     "postgresql": """
 SELECT m.thread_id FROM messages m WHERE m.search_terms @@ CAST(:s_excluded AS tsquery)
 UNION
-SELECT t.id FROM threads t WHERE t.search_terms @@ CAST(:s_excluded AS tsquery) AND t.user_id = :s_user""",
+SELECT t.id FROM thread_search ts JOIN threads t ON t.id = ts.thread_id
+WHERE ts.search_terms @@ CAST(:s_excluded AS tsquery) AND t.user_id = :s_user""",
     "sqlite": """
 SELECT d.thread_id FROM search_fts JOIN search_docs d ON d.id = search_fts.rowid WHERE search_fts MATCH :s_excluded""",
 }

@@ -5,7 +5,8 @@ Revises: 0007
 Create Date: 2026-12-05
 
 Messages and threads gain `search_terms`, written by the statement that writes their text (db/search_terms.py).
-PostgreSQL: a `tsvector` column on each, with a GIN index built CONCURRENTLY. SQLite: a text column on each, a
+PostgreSQL: a `tsvector` column on each; messages' under a GIN index built CONCURRENTLY, a title's copied by a
+trigger into `thread_search`, under its own GIN index. SQLite: a text column on each, a
 `search_docs` table (one row per indexed text: a message, or a title with `message_id` NULL) and an external-
 content FTS5 table over it, kept in step by triggers, so every write of the column — an append, a fork's copy,
 a title change, a foreign key's cascade — changes the index in its own transaction.
@@ -28,7 +29,42 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-_GIN = {"ix_messages_search": "messages", "ix_threads_search": "threads"}
+# Messages' pending list (fastupdate) takes an append's entries cheaply, merged later in bulk; titles change
+# seldom, and a pending list, which every search reads whole and the planner prices, is not worth it there.
+_GIN = {
+    "ix_messages_search": "messages USING gin (search_terms)",
+    "ix_thread_search": "thread_search USING gin (search_terms) WITH (fastupdate = off)",
+}
+
+# PostgreSQL: a thread's title terms are indexed in a row of their own, kept by a trigger from the thread's
+# column. In the thread's row, every append's update (never HOT: updated_at is indexed) would insert the
+# title's terms into the GIN index again — more WAL per append, and a pending list every search reads
+# (docs/performance.md, "Search"). The trigger writes only when the title's terms change.
+_POSTGRES = (
+    """CREATE TABLE thread_search (
+        thread_id VARCHAR(64) PRIMARY KEY REFERENCES threads (id) ON DELETE CASCADE,
+        search_terms tsvector NOT NULL)""",
+    """CREATE FUNCTION thread_search_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.search_terms IS NULL THEN
+            DELETE FROM thread_search WHERE thread_id = NEW.id;
+        ELSE
+            INSERT INTO thread_search (thread_id, search_terms) VALUES (NEW.id, NEW.search_terms)
+            ON CONFLICT (thread_id) DO UPDATE SET search_terms = EXCLUDED.search_terms;
+        END IF;
+        RETURN NULL;
+    END $$""",
+    """CREATE TRIGGER threads_search_ai AFTER INSERT ON threads FOR EACH ROW
+        WHEN (NEW.search_terms IS NOT NULL) EXECUTE FUNCTION thread_search_sync()""",
+    """CREATE TRIGGER threads_search_au AFTER UPDATE OF search_terms ON threads FOR EACH ROW
+        WHEN (OLD.search_terms IS DISTINCT FROM NEW.search_terms) EXECUTE FUNCTION thread_search_sync()""",
+)
+_POSTGRES_DROP = (
+    "DROP TRIGGER threads_search_au ON threads",
+    "DROP TRIGGER threads_search_ai ON threads",
+    "DROP FUNCTION thread_search_sync()",
+    "DROP TABLE thread_search",
+)
 
 # SQLite. search_docs.id is an INTEGER PRIMARY KEY: a rowid VACUUM keeps, which the FTS table refers to.
 _SQLITE = (
@@ -89,10 +125,12 @@ def upgrade() -> None:
     postgres = bind.dialect.name == "postgresql"
     if postgres:
         op.execute("SET LOCAL lock_timeout = '5s'")  # as in 0007: give up rather than stall the service
-        for table in _GIN.values():
+        for table in ("messages", "threads"):
             op.execute(f"ALTER TABLE {table} ADD COLUMN search_terms tsvector")
+        for statement in _POSTGRES:
+            op.execute(statement)
     else:
-        for table in _GIN.values():
+        for table in ("messages", "threads"):
             op.add_column(table, sa.Column("search_terms", sa.Text(), nullable=True))
         for statement in _SQLITE:
             op.execute(statement)
@@ -102,17 +140,18 @@ def upgrade() -> None:
 
 
 def _gin_indexes(bind: Connection) -> None:
-    for name, table in _GIN.items():
-        build_index(bind, name, f"{table} USING gin (search_terms)")
+    for name, target in _GIN.items():
+        build_index(bind, name, target)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        for name in _GIN:
-            op.execute(f"DROP INDEX IF EXISTS {name}")
+        op.execute("DROP INDEX IF EXISTS ix_messages_search")
+        for statement in _POSTGRES_DROP:
+            op.execute(statement)
     else:
         for statement in _SQLITE_DROP:
             op.execute(statement)
-    for table in _GIN.values():
+    for table in ("messages", "threads"):
         with op.batch_alter_table(table) as batch:
             batch.drop_column("search_terms")
