@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections import Counter
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import Text
@@ -114,17 +116,18 @@ def sqlite_rank(terms: str | None, groups_json: str) -> float:
     if not terms:
         return 0.0
     words = terms.split(" ")
-    counts: dict[str, int] = {}
-    for word in words:
-        counts[word] = counts.get(word, 0) + 1
+    counts = Counter(words)
     score = 0.0
-    for group_terms, prefix in json.loads(groups_json):
-        found = sum(counts.get(term, 0) for term in group_terms[:-1])
+    for group_terms, prefix in _groups(groups_json):
+        found = sum(counts[term] for term in group_terms[:-1])
         last = group_terms[-1]
-        if prefix:
-            found += sum(n for word, n in counts.items() if word.startswith(last))
-        else:
-            found += counts.get(last, 0)
+        found += sum(n for word, n in counts.items() if word.startswith(last)) if prefix else counts[last]
         if found:
             score += 1.0 + math.log(found)
     return score / (1.0 + math.log(len(words)))
+
+
+@lru_cache(maxsize=64)
+def _groups(groups_json: str) -> tuple[tuple[tuple[str, ...], bool], ...]:
+    """A query's groups, parsed once for all the rows it ranks."""
+    return tuple((tuple(terms), bool(prefix)) for terms, prefix in json.loads(groups_json))

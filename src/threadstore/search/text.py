@@ -19,10 +19,12 @@ space-separated terms under FTS5's `ascii` tokenizer, which keeps every non-ASCI
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
+from typing import NamedTuple
 
 MAX_TERM = 64
 
@@ -82,8 +84,7 @@ def _fold(char: str) -> tuple[int, str]:
     return _WORD, unicodedata.normalize("NFC", kept)
 
 
-@dataclass(frozen=True, slots=True)
-class Term:
+class Term(NamedTuple):
     """One term of a text: the folded characters, where it stands in the original (start, end), and whether it
     is a pair of a spaceless script."""
 
@@ -93,8 +94,29 @@ class Term:
     pair: bool = False
 
 
+# Runs that hold no ASCII separator: ASCII letters and digits, and any non-ASCII character (which the
+# per-character path classifies). An ASCII character outside them is punctuation, a space or a control: a
+# separator in every case.
+_RUN = re.compile(r"[A-Za-z0-9\x80-\U0010FFFF]+")
+
+
 def terms(text: str) -> list[Term]:
-    """The terms of `text` in order. Their positions (1, 2, …) are what phrases are matched on."""
+    """The terms of `text` in order. Their positions (1, 2, …) are what phrases are matched on.
+
+    An ASCII run is one word whose folding is lowercasing (NFKC, case folding and accents change nothing else
+    in ASCII): most text takes that path, without a Python step per character."""
+    found: list[Term] = []
+    for match in _RUN.finditer(text):
+        run = match.group()
+        if run.isascii():
+            found.append(Term(run.lower()[:MAX_TERM], match.start(), match.end()))
+        else:
+            found += per_character(run, match.start())
+    return found
+
+
+def per_character(text: str, offset: int = 0) -> list[Term]:
+    """`terms` of `text`, a character at a time (offsets moved by `offset`)."""
     found: list[Term] = []
     word: list[str] = []
     word_start = 0
@@ -103,12 +125,12 @@ def terms(text: str) -> list[Term]:
     def end_word(at: int) -> None:
         folded = "".join(word)[:MAX_TERM]
         if folded:
-            found.append(Term(folded, word_start, at))
+            found.append(Term(folded, offset + word_start, offset + at))
         word.clear()
 
     def end_run() -> None:
         for (first, at), (second, _) in pairwise(run):
-            found.append(Term((first + second)[:MAX_TERM], at, at + 2, pair=True))
+            found.append(Term((first + second)[:MAX_TERM], offset + at, offset + at + 2, pair=True))
         run.clear()
 
     for index, char in enumerate(text):
