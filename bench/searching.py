@@ -40,8 +40,11 @@ from amplification import Probe
 from load import Line, run_wrk, write_lines
 from search_corpus import QUERIES, QueryCase
 from servers import Server, start_threadstore
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from threadstore.auth import issue_token
+from threadstore.db.search_terms import sqlite_rank
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATION = "src/threadstore/db/migrations/versions/20261205_0008_search.py"
@@ -179,6 +182,25 @@ class Like:
     ms: list[float]
     threads: int
     plan: list[str] = field(default_factory=list)
+    # The search's own statement (the app's, as search/repository.py builds it for the same word and user: the
+    # first page), timed the same way: the like-for-like comparison, database against database.
+    search_ms: list[float] = field(default_factory=list)
+
+
+def _search_sql(dialect: Any, user: str, word: str) -> tuple[str, list[Any]]:
+    """The app's search statement for `word` (page 1, relevance) compiled for `dialect`, with its values."""
+    from threadstore.search import repository as search_repo
+    from threadstore.search.text import parse
+
+    name = dialect.name
+    params = search_repo._params(name, user, parse(word)) | {"s_user": user, "p_limit": 21}
+    statement = search_repo._statement(name, "active", False, False, False, 0).params(**params)
+    if name == "postgresql":  # the tsqueries are written into the text (literal_execute)
+        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        return str(compiled), [params[n] for n in compiled.positiontup or []]
+    compiled = statement.compile(dialect=dialect)
+    values = compiled.construct_params()
+    return str(compiled), [values[n] for n in compiled.positiontup or []]
 
 
 async def like_postgres(dsn: str, user: str, word: str, repeats: int) -> Like:
@@ -195,9 +217,16 @@ async def like_postgres(dsn: str, user: str, word: str, repeats: int) -> Like:
             ms.append((time.perf_counter() - t0) * 1000)
         literal = LIKE_SQL.format(user=f"'{user}'", like="ILIKE", pattern=f"'%{word}%'")
         plan = [r[0] for r in await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {literal}")]
+        search_sql, values = _search_sql(postgresql.asyncpg.dialect(), user, word)  # type: ignore[no-untyped-call]
+        await conn.fetch(search_sql, *values)  # warm-up
+        search_ms = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            await conn.fetch(search_sql, *values)
+            search_ms.append((time.perf_counter() - t0) * 1000)
     finally:
         await conn.close()
-    return Like(ms, len(rows), plan)
+    return Like(ms, len(rows), plan, search_ms)
 
 
 def like_sqlite(path: Path, user: str, word: str, repeats: int) -> Like:
@@ -211,9 +240,17 @@ def like_sqlite(path: Path, user: str, word: str, repeats: int) -> Like:
             rows = db.execute(sql, (user, f"%{word}%")).fetchall()
             ms.append((time.perf_counter() - t0) * 1000)
         plan = [str(r[3]) for r in db.execute(f"EXPLAIN QUERY PLAN {sql}", (user, f"%{word}%"))]
+        db.create_function("ts_search_rank", 2, sqlite_rank, deterministic=True)  # as db/engine.py does
+        search_sql, values = _search_sql(sqlite_dialect.pysqlite.dialect(), user, word)
+        db.execute(search_sql, values).fetchall()  # warm-up
+        search_ms = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            db.execute(search_sql, values).fetchall()
+            search_ms.append((time.perf_counter() - t0) * 1000)
     finally:
         db.close()
-    return Like(ms, len(rows), plan)
+    return Like(ms, len(rows), plan, search_ms)
 
 
 # ---------------------------------------------------------------- the baseline: threadstore before search
@@ -511,7 +548,10 @@ def run(
             "sqlite": like_sqlite(sqlite_path, corpus.HEAVY, corpus.RARE, args.search_like_repeats),
         }
         for engine, found in like.items():
-            log(f"search LIKE {LABELS[engine]}: median {statistics.median(found.ms):.1f} ms, {found.threads} threads")
+            log(
+                f"search LIKE {LABELS[engine]}: median {statistics.median(found.ms):.1f} ms, {found.threads} threads;"
+                f" the search's statement {statistics.median(found.search_ms):.2f} ms"
+            )
         servers.pop("sqlite").stop()
 
         # Appends: a copy without search, served by threadstore before search; both servers up from here.
@@ -649,19 +689,24 @@ def sections(r: Result, args: argparse.Namespace) -> tuple[list[str], bool]:
         "", f"### Against `LIKE '%{corpus.RARE}%'`", "",
         "The same rare word by `" + LIKE_SQL.format(user="…", like="ILIKE", pattern=f"'%{corpus.RARE}%'") + "`"
         f" (SQLite: `LIKE`), straight on the database (PostgreSQL with jit off, as the app's sessions), median of"
-        f" {args.search_like_repeats} after one warm-up; against the indexed search's HTTP median above.", "",
-        "| database | LIKE median ms | threads found | search median ms | LIKE ÷ search | target | verdict |",
-        "|---|---:|---:|---:|---:|---|---|",
+        f" {args.search_like_repeats} after one warm-up; against the indexed search's own statement timed the"
+        " same way (the app's page statement for the same word and user, page 1: database against database,"
+        " judged), and against its HTTP median above (the request, the page's JSON and snippets included).", "",
+        "| database | LIKE median ms | threads found | search statement median ms | LIKE ÷ statement | target"
+        " | verdict | search over HTTP median ms | LIKE ÷ HTTP |",
+        "|---|---:|---:|---:|---:|---|---|---:|---:|",
     ]  # fmt: skip
     for engine in ENGINES:
         lk = r.like[engine]
         search = statistics.median(r.latency[engine]["rare"])
-        ratio = statistics.median(lk.ms) / search
+        statement = statistics.median(lk.search_ms) if lk.search_ms else math.inf
+        ratio = statistics.median(lk.ms) / statement
         ok = ratio >= MIN_LIKE_RATIO
         passed &= ok
         lines.append(
-            f"| {LABELS[engine]} | {statistics.median(lk.ms):,.1f} | {lk.threads} | {search:.1f} | **{ratio:.1f}x** |"
-            f" ≥ {MIN_LIKE_RATIO:.0f}x | {_verdict(ok)} |"
+            f"| {LABELS[engine]} | {statistics.median(lk.ms):,.1f} | {lk.threads} | {statement:.2f} |"
+            f" **{ratio:.1f}x** | ≥ {MIN_LIKE_RATIO:.0f}x | {_verdict(ok)} | {search:.1f} |"
+            f" {statistics.median(lk.ms) / search:.1f}x |"
         )
     pg_plan = " / ".join(p.strip() for p in r.like["postgresql"].plan[:1])
     sqlite_plan = "; ".join(f"`{p}`" for p in r.like["sqlite"].plan)
