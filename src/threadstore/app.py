@@ -25,6 +25,7 @@ from threadstore.events.delivery import EventDelivery
 from threadstore.events.router import router as events_router
 from threadstore.health.router import router as health_router
 from threadstore.http import openapi
+from threadstore.http.cors import cors
 from threadstore.http.middleware import RequestContextMiddleware
 from threadstore.http.read_after import ReadAfterMiddleware
 from threadstore.limits import Limits
@@ -119,7 +120,12 @@ def build_asgi(settings: Settings) -> tuple[FastAPI, ASGIApp]:
     id). Every server of the app is built here, `threadstore serve` and the tests alike; the FastAPI app is
     returned too because its state (the database, the event hub) is what tests look at."""
     app = create_app(settings)
-    return app, RequestContextMiddleware(app, max_body_bytes=settings.max_body_bytes)
+    asgi: ASGIApp = RequestContextMiddleware(app, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        # Outside everything, so every answer to a listed origin carries its headers, errors included (an
+        # early 413 or 415 of the request-context middleware, a last-resort 500).
+        asgi = cors(asgi, settings.cors_origins)
+    return app, asgi
 
 
 def create_asgi_app(settings: Settings | None = None) -> ASGIApp:

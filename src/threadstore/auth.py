@@ -14,6 +14,7 @@ MAX_USER_ID = 255
 
 
 CACHE_SIZE = 10_000
+EVENTS_SCOPE = "threadstore:events"
 
 _REFUSED = "The bearer token is missing, malformed, expired or not validly signed."
 # RFC 7519 NumericDate claims. PyJWT checks them with int(), which takes "1796332044" and True as well.
@@ -28,6 +29,9 @@ class Identity:
 
     user_id: str
     expires_at: float | None
+    # A token this server made for the `threadstore_events` cookie (`events_token`): it opens the caller's event
+    # stream and nothing else, so it is refused as a bearer token.
+    events_only: bool = False
 
     def expired(self, now: float) -> bool:
         # RFC 7519 §4.1.4: the current time must be before exp. The one comparison, for fresh and remembered.
@@ -48,12 +52,35 @@ class TokenVerifier:
         return self.verify(authorization).user_id
 
     def verify(self, authorization: str | None) -> Identity:
+        """The identity of an `Authorization: Bearer` header; never of an events cookie's token."""
         if not authorization:
             raise Unauthorized()
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized()
+        identity = self._identity(token)
+        if identity.events_only:
+            raise Unauthorized(_REFUSED)
+        return identity
+
+    def verify_events_cookie(self, token: str | None) -> Identity:
+        """The identity of a `threadstore_events` cookie: only a token `events_token` made."""
+        if not token:
+            raise Unauthorized()
+        identity = self._identity(token)
+        if not identity.events_only:
+            raise Unauthorized(_REFUSED)
+        return identity
+
+    def events_token(self, identity: Identity, now: float, default_ttl: float) -> tuple[str, float]:
+        """A token for the events cookie of `identity`, and when it expires: the bearer token's `exp`, or
+        `default_ttl` from now for a token without one."""
+        expires_at = identity.expires_at if identity.expires_at is not None else now + default_ttl
+        claims = {"sub": identity.user_id, "exp": expires_at, "scope": EVENTS_SCOPE}
+        return jwt.encode(claims, self._secret, algorithm="HS256"), expires_at
+
+    def _identity(self, token: str) -> Identity:
         known = self._verified.get(token)
         if known is not None:
             if not known.expired(time.time()):
@@ -88,7 +115,7 @@ class TokenVerifier:
         nbf = times["nbf"]
         if nbf is not None and now < nbf:
             raise Unauthorized(_REFUSED)  # not valid yet, so never remembered as valid either
-        identity = Identity(sub, times["exp"])
+        identity = Identity(sub, times["exp"], events_only=claims.get("scope") == EVENTS_SCOPE)
         if identity.expired(now):
             raise Unauthorized(_REFUSED)
         return identity

@@ -8,10 +8,10 @@ import secrets
 import tempfile
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("./data")
 MIN_SECRET_BYTES = 32  # HS256 keys shorter than the hash output weaken it (RFC 7518 §3.2).
@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = None
     # The contract enforces `exp` only when a token has one; a token without it is good forever once leaked.
     require_exp: bool = False
+
+    # In a browser (API.md "In a browser"): the origins whose pages may call the API (comma-separated; none by
+    # default), and the event stream's cookie, which `POST /api/events/session` sets.
+    cors_origins: Annotated[list[str], NoDecode] = []
+    events_cookie_samesite: Literal["strict", "lax", "none"] = "strict"
+    events_cookie_secure: bool = False  # Secure also when the request came over https, or SameSite=None
 
     # Pool: bounded so a burst queues instead of exhausting the database; the timeout turns a wait into 503.
     # Connections are kept, not churned: overflow connections are closed on return, and opening one costs
@@ -135,6 +141,16 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        """`https://a.example,https://b.example` (a list is taken as it is); each origin without a trailing /."""
+        if isinstance(value, str):
+            value = [part for part in (item.strip() for item in value.split(",")) if part]
+        if isinstance(value, list):
+            return [str(item).rstrip("/") for item in value]
+        return value
 
     def require_jwt_secret(self) -> tuple[str, str | None]:
         """The signing secret and, when one was generated or loaded from the data folder, a note saying so.

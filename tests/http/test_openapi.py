@@ -26,6 +26,7 @@ STATUSES = {
     ("post", "/api/threads"): {201, 400, 401, 404, 409, 413, 415, 422, 500, 503},
     ("get", "/api/threads"): {200, 401, 422, 500, 503},
     ("get", "/api/search"): {200, 401, 422, 500, 503},
+    ("post", "/api/events/session"): {204, 401, 500},  # no database: no 503
     ("get", "/api/threads/{thread_id}"): {200, 304, 401, 404, 422, 500, 503},
     ("patch", "/api/threads/{thread_id}"): {200, 400, 401, 404, 409, 412, 413, 415, 422, 428, 500, 503},
     ("delete", "/api/threads/{thread_id}"): {200, 204, 401, 404, 422, 500, 503},

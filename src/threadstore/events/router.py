@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
+import time
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic.json_schema import SkipJsonSchema
 
@@ -23,7 +26,7 @@ from threadstore.events.hub import Hub
 from threadstore.events.publisher import Publisher
 from threadstore.events.service import start_after
 from threadstore.events.stream import event_frames
-from threadstore.http.deps import CurrentIdentity, DatabaseDep, SettingsDep
+from threadstore.http.deps import EVENTS_COOKIE, CurrentIdentity, DatabaseDep, EventsIdentity, SettingsDep
 from threadstore.http.openapi import AUTHENTICATED, ONE_THREAD, problem
 from threadstore.http.streaming import ClosingStreamingResponse
 from threadstore.ids import id_pattern
@@ -98,6 +101,45 @@ def parse_last_event_id(value: str | None) -> int | None:
     return int(value.strip())
 
 
+# A bearer token without `exp` gets a cookie for a day; a token with one, until it.
+EVENTS_COOKIE_DEFAULT_SECONDS = 24 * 3600
+
+
+@router.post(
+    "/api/events/session",
+    status_code=204,
+    operation_id="open_events_session",
+    responses={
+        204: {
+            "description": f"Sets the `{EVENTS_COOKIE}` cookie, with which `GET /api/events` is accepted without "
+            "an Authorization header (a browser's EventSource cannot send one), until the bearer token's `exp`. "
+            "It opens the caller's event stream and no other request.",
+            "headers": {"Set-Cookie": {"description": "The events cookie.", "schema": {"type": "string"}}},
+        },
+        **problem(401),
+    },
+)
+async def open_events_session(request: Request, identity: CurrentIdentity, settings: SettingsDep) -> Response:
+    now = time.time()
+    token, expires_at = request.app.state.verifier.events_token(identity, now, EVENTS_COOKIE_DEFAULT_SECONDS)
+    response = Response(status_code=204)
+    response.set_cookie(
+        EVENTS_COOKIE,
+        token,
+        # Whole seconds, rounded down: the browser drops the cookie no later than the token expires.
+        max_age=max(0, math.floor(expires_at - now)),
+        expires=datetime.fromtimestamp(math.floor(expires_at), UTC),
+        path="/api/events",
+        httponly=True,
+        samesite=settings.events_cookie_samesite,
+        # SameSite=None is refused by browsers without Secure.
+        secure=settings.events_cookie_secure
+        or settings.events_cookie_samesite == "none"
+        or request.url.scheme == "https",
+    )
+    return response
+
+
 @router.get(
     "/api/events",
     operation_id="stream_events",
@@ -116,7 +158,7 @@ def parse_last_event_id(value: str | None) -> int | None:
 )
 async def stream_events(
     request: Request,
-    identity: CurrentIdentity,
+    identity: EventsIdentity,
     database: DatabaseDep,
     settings: SettingsDep,
     last_event_id: Annotated[

@@ -45,11 +45,27 @@ async def current_identity(request: Request) -> Identity:
     return identity
 
 
+EVENTS_COOKIE = "threadstore_events"
+
+
+async def events_identity(request: Request) -> Identity:
+    """`GET /api/events`: the bearer token, or, with no Authorization header, the events cookie (a browser's
+    EventSource cannot send a header). The cookie's token opens this stream and no other request."""
+    verifier = request.app.state.verifier
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        identity: Identity = verifier.verify(authorization)
+    else:
+        identity = verifier.verify_events_cookie(request.cookies.get(EVENTS_COOKIE))
+    return identity
+
+
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LimitsDep = Annotated[Limits, Depends(get_limits)]
 CurrentUser = Annotated[str, Depends(current_user)]
 CurrentIdentity = Annotated[Identity, Depends(current_identity)]
+EventsIdentity = Annotated[Identity, Depends(events_identity)]
 
 
 # Parameters several routers take, documented here and checked where they are read: a thread id is not
