@@ -290,6 +290,22 @@ def storable(*values: str) -> bool:
     return all("\x00" not in value for value in values)
 
 
+# A new message's columns that its writer gives as they are: beside its identity and text, the reply and search
+# columns of version 2. Every statement that inserts a new message (an append in either form, a new thread's
+# first messages) names these: one list, so a column added here reaches all of them.
+MESSAGE_REPLY_COLUMNS = (
+    "status",
+    "finish_reason",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "parts",
+    "content_length",
+    "active_at",
+    "search_terms",
+)
+MESSAGE_GIVEN = ("id", "thread_id", "role", "content", "metadata", "created_at", *MESSAGE_REPLY_COLUMNS)
+
 # What migration 0008 makes outside this metadata, for search (db/search_terms.py): PostgreSQL's GIN index of
 # messages (SQLAlchemy would make a B-tree on SQLite) and its titles' table with a trigger, and SQLite's index
 # table with its FTS5 table and shadow tables.

@@ -27,7 +27,16 @@ from sqlalchemy.engine import RowMapping
 from threadstore.db.failures import Stale
 from threadstore.db.outbox import Event, TextWithEvent, WithEvent, record
 from threadstore.db.search_terms import SearchTerms
-from threadstore.db.tables import JsonDocument, OptionalJson, UtcDateTime, message_deltas, messages, storable, threads
+from threadstore.db.tables import (
+    MESSAGE_GIVEN,
+    JsonDocument,
+    OptionalJson,
+    UtcDateTime,
+    message_deltas,
+    messages,
+    storable,
+    threads,
+)
 from threadstore.db.unit_of_work import Tx
 from threadstore.messages import tree_sql
 
@@ -49,23 +58,7 @@ _BUMP = {
     "last_message_at": case((threads.c.last_message_at > _NOW, threads.c.last_message_at), else_=_NOW),
     "current_message_id": bindparam("m_id"),
 }
-_GIVEN = (
-    "id",
-    "thread_id",
-    "role",
-    "content",
-    "metadata",
-    "created_at",
-    "status",
-    "finish_reason",
-    "model",
-    "input_tokens",
-    "output_tokens",
-    "parts",
-    "content_length",
-    "active_at",
-    "search_terms",
-)
+_GIVEN = MESSAGE_GIVEN
 _MESSAGE = {name: bindparam(f"m_{name}", type_=messages.c[name].type) for name in _GIVEN}
 # What only the database decides for an append after the current message, which the event takes from it.
 _PLACED = ("seq", "parent_id", "depth")

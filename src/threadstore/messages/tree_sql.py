@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from functools import cache
 
+from threadstore.db.tables import MESSAGE_REPLY_COLUMNS
+
 # A message's content as the API shows it: an unfinished reply's stored text and then its deltas in order
 # (message_deltas); only such a message pays for the probe. `__CONTENT__` is replaced per dialect (`for_dialect`).
 MESSAGE_COLUMNS = (
@@ -35,6 +37,11 @@ _DELTAS = {
     "sqlite": "(SELECT group_concat(md.text, '') FROM"
     " (SELECT text FROM message_deltas WHERE message_id = m.id ORDER BY start) AS md)",
 }
+
+
+# A new child's reply and search columns (db/tables.py) and their bind parameters, named alike.
+_REPLY_COLUMNS = ", ".join(MESSAGE_REPLY_COLUMNS)
+_REPLY_VALUES = ", ".join(f":{name}" for name in MESSAGE_REPLY_COLUMNS)
 
 
 def for_dialect(sql: str, dialect: str) -> str:
@@ -311,11 +318,9 @@ nb AS (INSERT INTO branches (id, thread_id, parent_branch_id, fork_depth, siblin
               CASE WHEN {_JUMPS} THEN par.jj_fork_depth ELSE par.fork_depth END
        FROM pos, par, t RETURNING id),
 w AS (INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at, branch_id, depth, parent_id,
-                            sibling_index, status, finish_reason, model, input_tokens, output_tokens, parts,
-                            content_length, active_at, search_terms)
+                            sibling_index, {_REPLY_COLUMNS})
       SELECT :id, :thread, t.seq, :role, :content, :metadata, :now, pos.branch_id, pos.depth, :parent,
-             pos.sibling_index, :status, :finish_reason, :model, :input_tokens, :output_tokens, :parts,
-             :content_length, :active_at, :search_terms
+             pos.sibling_index, {_REPLY_VALUES}
       FROM pos, t RETURNING seq, depth, sibling_index, (SELECT sibling_count FROM pos) AS sibling_count)"""
     for kind, position in _PARENT_POSITION.items()
 }

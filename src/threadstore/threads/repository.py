@@ -38,7 +38,16 @@ from sqlalchemy.engine import RowMapping
 from threadstore.db.failures import Stale
 from threadstore.db.outbox import Event, WithEvent
 from threadstore.db.search_terms import tsvector_literal
-from threadstore.db.tables import HAS_STATUS, THREAD_STATUSES, UtcDateTime, branches, messages, storable, threads
+from threadstore.db.tables import (
+    HAS_STATUS,
+    MESSAGE_REPLY_COLUMNS,
+    THREAD_STATUSES,
+    UtcDateTime,
+    branches,
+    messages,
+    storable,
+    threads,
+)
 from threadstore.db.thread_filters import metadata_equals, metadata_params
 from threadstore.db.unit_of_work import Tx
 
@@ -76,29 +85,28 @@ _INSERT_PG = insert(threads).values(
     _THREAD_VALUES | {"current_branch_id": literal_column("nextval(pg_get_serial_sequence('branches', 'id'))")}
 )
 _INSERT_MESSAGES = insert(messages)
-_ARRAYS = (
-    "id",
-    "seq",
-    "role",
-    "content",
-    "metadata",
-    "parent_id",
-    "status",
-    "finish_reason",
-    "model",
-    "input_tokens",
-    "output_tokens",
-    "parts",
-    "content_length",
-    "active_at",
-    "search_terms",
-)
+_ARRAYS = ("id", "seq", "role", "content", "metadata", "parent_id", *MESSAGE_REPLY_COLUMNS)
+# What each array's text is cast to (the others are text already).
+_ARRAY_CASTS: dict[str, Any] = {
+    "input_tokens": Integer,
+    "output_tokens": Integer,
+    "parts": JSONB,
+    "content_length": Integer,
+    "active_at": DateTime(timezone=True),
+    "search_terms": TSVECTOR,
+}
 _JSON_ARRAYS = ("metadata", "parts")
 _MESSAGE_ARRAYS = (
     func.unnest(*(bindparam(f"m_{name}", type_=ARRAY(Text)) for name in _ARRAYS))
     .table_valued(*_ARRAYS)
     .render_derived(name="u")
 )
+
+
+def _array(name: str) -> Any:
+    column = _MESSAGE_ARRAYS.c[name]
+    cast = _ARRAY_CASTS.get(name)
+    return column if cast is None else column.cast(cast)
 
 
 def _trunk_and_messages(written: CTE, with_messages: bool) -> tuple[CTE, ...]:
@@ -111,26 +119,8 @@ def _trunk_and_messages(written: CTE, with_messages: bool) -> tuple[CTE, ...]:
     seq = _MESSAGE_ARRAYS.c.seq.cast(Integer)
     initial = insert(messages).from_select(
         [
-            "id",
-            "thread_id",
-            "seq",
-            "role",
-            "content",
-            "metadata",
-            "created_at",
-            "branch_id",
-            "depth",
-            "parent_id",
-            "sibling_index",
-            "status",
-            "finish_reason",
-            "model",
-            "input_tokens",
-            "output_tokens",
-            "parts",
-            "content_length",
-            "active_at",
-            "search_terms",
+            *("id", "thread_id", "seq", "role", "content", "metadata", "created_at"),
+            *("branch_id", "depth", "parent_id", "sibling_index", *MESSAGE_REPLY_COLUMNS),
         ],
         select(
             _MESSAGE_ARRAYS.c.id,
@@ -144,15 +134,7 @@ def _trunk_and_messages(written: CTE, with_messages: bool) -> tuple[CTE, ...]:
             seq,
             _MESSAGE_ARRAYS.c.parent_id,
             literal(1),
-            _MESSAGE_ARRAYS.c.status,
-            _MESSAGE_ARRAYS.c.finish_reason,
-            _MESSAGE_ARRAYS.c.model,
-            _MESSAGE_ARRAYS.c.input_tokens.cast(Integer),
-            _MESSAGE_ARRAYS.c.output_tokens.cast(Integer),
-            _MESSAGE_ARRAYS.c.parts.cast(JSONB),
-            _MESSAGE_ARRAYS.c.content_length.cast(Integer),
-            _MESSAGE_ARRAYS.c.active_at.cast(DateTime(timezone=True)),
-            _MESSAGE_ARRAYS.c.search_terms.cast(TSVECTOR),
+            *(_array(name) for name in MESSAGE_REPLY_COLUMNS),
         ).select_from(written.join(_MESSAGE_ARRAYS, true())),  # the one new thread, with each of its messages
     )
     return trunk.cte("trunk"), initial.cte("m")
