@@ -185,9 +185,9 @@ def nothing(response: httpx.Response) -> None:
 
 
 def wire(value: Any) -> Any:
-    """A request value as JSON data: models dumped (their unset optional fields left out)."""
+    """A request value as JSON data: models dumped whole (a part's `type` included), as the server returns them."""
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", exclude_unset=True)
+        return value.model_dump(mode="json")
     if isinstance(value, list | tuple):
         return [wire(item) for item in value]
     if isinstance(value, Mapping):
