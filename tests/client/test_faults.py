@@ -18,8 +18,8 @@ from threadstore_client import AsyncClient, Client, Message, ThreadstoreError
 from .conftest import PATIENT, token_of
 
 CALLERS = 3  # of each kind: sync clients in threads, async tasks
-APPENDS = 25  # per caller
-KILLS = 3
+APPENDS = 40  # per caller
+KILLS = 4
 CHUNKS = 3_000
 
 
@@ -43,10 +43,10 @@ async def _killer(server: ServeProcess, stop: asyncio.Event, seed: int) -> int:
     chance = random.Random(seed)
     kills = 0
     while kills < KILLS and not stop.is_set():
-        await asyncio.sleep(chance.uniform(0.2, 1.2))
+        await asyncio.sleep(chance.uniform(0.1, 0.6))
         await server.kill()
         kills += 1
-        await asyncio.sleep(chance.uniform(0.0, 0.5))
+        await asyncio.sleep(chance.uniform(0.0, 0.3))
         await server.start()
     return kills
 
