@@ -97,3 +97,8 @@ async def test_the_stream_resumes_across_a_server_restart_without_loss_or_repeat
     assert ids == sorted(set(ids)), "ids grow strictly: nothing yielded twice"
     created = [e.data.id for e in seen if isinstance(e, MessageCreatedEvent)]
     assert created == [m.id for m in before[position:] + after], "every message from the first one seen, once"
+
+
+def test_an_events_session_sets_the_browser_cookie(client: Client) -> None:
+    session = client.events.session()
+    assert session.cookie and session.max_age is not None and 0 < session.max_age <= 86_400

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -107,10 +108,14 @@ async def test_the_client_installs_in_a_fresh_virtualenv_and_calls_a_server(
     python = venv / "bin" / "python"
 
     def install() -> None:
+        # From a copy: pip's build writes build/ and *.egg-info next to the sources it builds.
+        source = shutil.copytree(
+            ROOT / "clients" / "python", tmp_path / "source", ignore=shutil.ignore_patterns("build")
+        )
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only what pip installed
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", str(ROOT / "clients" / "python")],
+            [str(python), "-m", "pip", "install", "--quiet", str(source)],
             check=True,
             timeout=600,
             env=env,
