@@ -4,6 +4,7 @@ restart — it reconnects with Last-Event-ID and yields every event once, in id 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 
 from tests.harness.processes import ServeProcess
@@ -102,3 +103,13 @@ async def test_the_stream_resumes_across_a_server_restart_without_loss_or_repeat
 def test_an_events_session_sets_the_browser_cookie(client: Client) -> None:
     session = client.events.session()
     assert session.cookie and session.max_age is not None and 0 < session.max_age <= 86_400
+
+
+async def test_an_async_stream_can_be_closed_while_another_task_waits_on_it(aclient: AsyncClient) -> None:
+    stream = aclient.events()
+    reader = asyncio.ensure_future(_take(stream, 1))
+    await asyncio.sleep(0.5)
+    await stream.aclose()
+    with contextlib.suppress(StopAsyncIteration):
+        await asyncio.wait_for(reader, 20)
+    assert reader.done()

@@ -116,3 +116,10 @@ async def test_the_async_stream_reply_takes_an_async_iterator(aclient: AsyncClie
     final = await aclient.messages.stream_reply(thread.id, chunks(), flush_chars=10, finish_reason="length")
     assert (final.content, final.finish_reason) == ("".join(f"{n}," for n in range(50)), "length")
     assert [m.id async for m in aclient.messages.list_all(thread.id)] == [final.id]
+
+
+async def test_read_all_streams_the_whole_selection_as_ndjson(client: Client, aclient: AsyncClient) -> None:
+    thread = client.threads.create(messages=[{"content": f"m{n}"} for n in range(60)])
+    assert [m.content for m in client.messages.read_all(thread.id)] == [f"m{n}" for n in range(60)]
+    backwards = [m.seq async for m in aclient.messages.read_all(thread.id, order="desc")]
+    assert backwards == list(range(60, 0, -1))

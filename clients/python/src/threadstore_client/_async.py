@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 import httpx
 
@@ -75,6 +75,35 @@ class AsyncClient:
             return await self._http.request(
                 request.method, request.path, params=request.params, headers=request.headers, content=request.content
             )
+
+    @contextlib.asynccontextmanager
+    async def _open(self, call: Call[None]) -> AsyncIterator[httpx.Response]:
+        """A streamed 200 answer to `call` (its opening retried like any read), closed on exit."""
+        attempts = Attempts(call, self._policy)
+        while True:
+            request = attempts.request(self._session)
+            try:
+                with translated():
+                    built = self._http.build_request(
+                        request.method, request.path, params=request.params, headers=request.headers
+                    )
+                    response = await self._http.send(built, stream=True)
+            except APIConnectionError as error:
+                await asyncio.sleep(attempts.after_error(error).seconds)
+                continue
+            if response.status_code == 200:
+                break
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+            step = attempts.after_response(response)
+            assert isinstance(step, Wait), "a streamed read answers 200 or an error"
+            await asyncio.sleep(step.seconds)
+        try:
+            yield response
+        finally:
+            await response.aclose()
 
     async def _run(self, call: Call[T]) -> T:
         attempts = Attempts(call, self._policy)
@@ -146,6 +175,23 @@ class AsyncMessages(_Namespace):
     update = _op(E.update_message)
     append_delta = _op(E.append_delta)
     list_all = _pages(E.list_messages)
+
+    async def read_all(
+        self,
+        thread_id: str,
+        *,
+        order: Literal["asc", "desc"] | None = None,
+        leaf: str | None = None,
+        siblings_of: str | None = None,
+        view: Literal["all"] | None = None,
+    ) -> AsyncIterator[Message]:
+        """`Client.messages.read_all`, as an async iterator."""
+        call = E.read_messages(thread_id, order=order, leaf=leaf, siblings_of=siblings_of, view=view)
+        async with self._client._open(call) as response:
+            with translated():
+                async for line in response.aiter_lines():
+                    if line:
+                        yield Message.model_validate_json(line)
 
     async def stream_reply(
         self,
@@ -228,6 +274,7 @@ class AsyncEventStream:
         self._client = client
         self._resume = resume
         self._closed = False
+        self._response: httpx.Response | None = None
         self._events = self._follow()
 
     @property
@@ -241,8 +288,13 @@ class AsyncEventStream:
         return await self._events.__anext__()
 
     async def aclose(self) -> None:
+        """Ends the iterator, also while another task waits on it (its open response is closed under it)."""
         self._closed = True
-        await self._events.aclose()
+        try:
+            await self._events.aclose()
+        except RuntimeError:  # "already running" in another task
+            if self._response is not None:
+                await self._response.aclose()
 
     async def __aenter__(self) -> AsyncEventStream:
         return self
@@ -263,6 +315,7 @@ class AsyncEventStream:
                     async with client._http.stream(
                         "GET", request.path, params=request.params, headers=request.headers, timeout=timeout
                     ) as response:
+                        self._response = response
                         if response.status_code != 200:
                             await response.aread()
                         wait = resume.opened(response)
@@ -277,6 +330,10 @@ class AsyncEventStream:
                                         return
                             wait = resume.dropped(None)
             except APIConnectionError as error:
+                if self._closed:
+                    return
                 wait = resume.dropped(error)
+            finally:
+                self._response = None
             if not self._closed:
                 await asyncio.sleep(wait.seconds)

@@ -296,6 +296,22 @@ def list_messages(
     )
 
 
+def read_messages(
+    thread_id: str,
+    *,
+    order: Order | None = None,
+    leaf: str | None = None,
+    siblings_of: str | None = None,
+    view: Literal["all"] | None = None,
+) -> Call[None]:
+    """The whole selection as one streamed answer (`Accept: application/x-ndjson`), one message per line: read
+    by the clients' `messages.read_all`, which parses each line as it arrives."""
+    params = query(order=order, leaf=leaf, siblings_of=siblings_of, view=view)
+    path = f"{_thread(thread_id)}/messages"
+    ndjson = {"Accept": "application/x-ndjson"}
+    return Call(method="GET", path=path, params=params, headers=ndjson, parse=nothing, safety=Safety.READ)
+
+
 def get_message(thread_id: str, message_id: str) -> Call[Message]:
     return Call(method="GET", path=_message(thread_id, message_id), parse=_message_model, safety=Safety.READ)
 

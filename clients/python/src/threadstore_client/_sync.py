@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 import httpx
 
@@ -73,6 +73,31 @@ class Client:
             return self._http.request(
                 request.method, request.path, params=request.params, headers=request.headers, content=request.content
             )
+
+    @contextlib.contextmanager
+    def _open(self, call: Call[None]) -> Iterator[httpx.Response]:
+        """A streamed 200 answer to `call` (its opening retried like any read), closed on exit."""
+        attempts = Attempts(call, self._policy)
+        while True:
+            request = attempts.request(self._session)
+            try:
+                with translated():
+                    built = self._http.build_request(
+                        request.method, request.path, params=request.params, headers=request.headers
+                    )
+                    response = self._http.send(built, stream=True)
+            except APIConnectionError as error:
+                time.sleep(attempts.after_error(error).seconds)
+                continue
+            if response.status_code == 200:
+                break
+            with contextlib.closing(response):
+                response.read()
+            step = attempts.after_response(response)
+            assert isinstance(step, Wait), "a streamed read answers 200 or an error"
+            time.sleep(step.seconds)
+        with contextlib.closing(response):
+            yield response
 
     def _run(self, call: Call[T]) -> T:
         attempts = Attempts(call, self._policy)
@@ -143,6 +168,23 @@ class Messages(_Namespace):
     update = _op(E.update_message)
     append_delta = _op(E.append_delta)
     list_all = _pages(E.list_messages)
+
+    def read_all(
+        self,
+        thread_id: str,
+        *,
+        order: Literal["asc", "desc"] | None = None,
+        leaf: str | None = None,
+        siblings_of: str | None = None,
+        view: Literal["all"] | None = None,
+    ) -> Iterator[Message]:
+        """Every message of the selection in one streamed answer (NDJSON), parsed as it arrives: a whole
+        conversation in constant memory. A transfer cut off by the server raises APIConnectionError."""
+        call = E.read_messages(thread_id, order=order, leaf=leaf, siblings_of=siblings_of, view=view)
+        with self._client._open(call) as response, translated():
+            for line in response.iter_lines():
+                if line:
+                    yield Message.model_validate_json(line)
 
     def stream_reply(
         self,
