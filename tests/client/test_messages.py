@@ -12,6 +12,7 @@ from threadstore_client import (
     AsyncClient,
     Client,
     OffsetConflictError,
+    Part,
     StateConflictError,
     TextPart,
     ToolCallPart,
@@ -35,7 +36,7 @@ def test_appends_chain_and_the_selectors_list_paths_siblings_and_all(client: Cli
 
 def test_structured_content_comes_back_as_typed_parts(client: Client) -> None:
     thread = client.threads.create()
-    parts = [
+    parts: list[Part] = [
         TextPart(text="Let me check."),
         ToolCallPart(id="call_1", name="weather", arguments='{"city": "Lisbon"}'),
         ToolResultPart(tool_call_id="call_1", content="sunny"),

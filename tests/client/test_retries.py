@@ -99,3 +99,14 @@ def test_a_closing_patch_and_a_delta_whose_answers_were_lost_apply_once(server: 
         transport.method, transport.lose = "PATCH", 1
         closed = client.messages.update(thread.id, reply.id, status="completed", finish_reason="stop")
     assert (closed.content, closed.status) == ("Hello", "completed")
+
+
+def test_a_callers_own_idempotency_key_replays_the_first_answer(server: ServeProcess, user: str) -> None:
+    with Client(server.base_url, token_of(user)) as client:
+        thread = client.threads.create(idempotency_key="create-1")
+        assert client.threads.create(idempotency_key="create-1") == thread
+        first = client.messages.append(thread.id, "once", idempotency_key="append-1")
+        assert client.messages.append(thread.id, "once", idempotency_key="append-1") == first
+        fork = client.threads.fork(thread.id, idempotency_key="fork-1")
+        assert client.threads.fork(thread.id, idempotency_key="fork-1") == fork
+        assert [m.id for m in client.messages.list_all(thread.id)] == [first.id]

@@ -16,7 +16,7 @@ from threadstore_client._retry import Safety
 from threadstore_client._streaming import Reply
 from threadstore_client.models import (
     AutoRename,
-    Content,
+    ContentIn,
     DeltaResult,
     EventsSession,
     Message,
@@ -237,7 +237,7 @@ def fork_thread(
 
 def append_message(
     thread_id: str,
-    content: Content,
+    content: ContentIn,
     *,
     role: Literal["user", "assistant", "system", "tool"] = "user",
     parent_id: str | NotGiven | None = NOT_GIVEN,
@@ -333,7 +333,7 @@ def update_message(
     message_id: str,
     *,
     status: Literal["completed", "incomplete", "in_progress"] | NotGiven = NOT_GIVEN,
-    content: Content | NotGiven = NOT_GIVEN,
+    content: ContentIn | NotGiven = NOT_GIVEN,
     finish_reason: str | NotGiven | None = NOT_GIVEN,
     model: str | NotGiven | None = NOT_GIVEN,
     usage: Usage | Mapping[str, int] | NotGiven | None = NOT_GIVEN,

@@ -4,6 +4,7 @@ Request-side helpers (`NewMessage`, the parts) dump to exactly the JSON the serv
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
@@ -79,6 +80,8 @@ Part = Annotated[
     Discriminator(_part_tag),
 ]
 Content = str | list[Part]
+# What a request may send as content: a string, or parts as models or as plain dicts.
+ContentIn = str | Sequence[Part | Mapping[str, Any]]
 
 
 # --- threads and messages -----------------------------------------------------------------------------------
