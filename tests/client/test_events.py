@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import threading
 
+from tests.harness.databases import JWT_SECRET
 from tests.harness.processes import ServeProcess
+from threadstore.auth import issue_token
 from threadstore_client import (
     AsyncClient,
     Client,
@@ -113,3 +115,17 @@ async def test_an_async_stream_can_be_closed_while_another_task_waits_on_it(acli
     with contextlib.suppress(StopAsyncIteration):
         await asyncio.wait_for(reader, 20)
     assert reader.done()
+
+
+async def test_a_stream_outlives_its_tokens_expiry_with_a_token_function(server: ServeProcess, user: str) -> None:
+    """The server ends a stream at its token's `exp`; the client reconnects with a fresh token and resumes."""
+    async with AsyncClient(server.base_url, lambda: issue_token(JWT_SECRET, user, 2), retry=PATIENT) as client:
+        thread = await client.threads.create()
+        async with client.events(last_event_id=0) as stream:
+            reader = asyncio.ensure_future(_take(stream, 9))
+            sent = []
+            for n in range(8):
+                sent.append(await client.messages.append(thread.id, f"m{n}"))
+                await asyncio.sleep(0.5)  # four seconds in all: past the first tokens' exp
+            events = await reader
+    assert [e.data.id for e in events if isinstance(e, MessageCreatedEvent)] == [m.id for m in sent]

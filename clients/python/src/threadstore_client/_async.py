@@ -30,7 +30,7 @@ class AsyncClient:
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | Callable[[], str],
         *,
         timeout: float | httpx.Timeout = 30.0,
         retry: RetryPolicy | None = None,

@@ -87,9 +87,12 @@ class Wait:
 
 class Session:
     """The caller's token and the newest `X-Read-After` any write answered with (docs/api.md "Read replicas"),
-    sent back on every read so a read served by a replica sees this client's writes. Thread-safe."""
+    sent back on every read so a read served by a replica sees this client's writes. Thread-safe.
 
-    def __init__(self, token: str) -> None:
+    `token` may be a function, asked before each request: an event stream ends at its token's `exp`, and its
+    reconnect then carries a fresh one."""
+
+    def __init__(self, token: str | Callable[[], str]) -> None:
         self.token = token
         self._read_after: str | None = None
         self._lock = threading.Lock()
@@ -99,7 +102,8 @@ class Session:
         return self._read_after
 
     def headers(self, call: Call[Any]) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        token = self.token() if callable(self.token) else self.token
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         if not call.writes and self._read_after is not None:
             headers["X-Read-After"] = self._read_after
         headers.update(call.headers)

@@ -25,13 +25,14 @@ T = TypeVar("T")
 
 
 class Client:
-    """A client of one threadstore server, for one user (`token`: the bearer JWT). Safe to share between
-    threads. Close it (or use it as a context manager) to release its connections."""
+    """A client of one threadstore server, for one user (`token`: the bearer JWT, or a function that returns a
+    current one, asked before each request). Safe to share between threads. Close it (or use it as a context
+    manager) to release its connections."""
 
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | Callable[[], str],
         *,
         timeout: float | httpx.Timeout = 30.0,
         retry: RetryPolicy | None = None,
