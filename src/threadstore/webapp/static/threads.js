@@ -169,8 +169,13 @@ export class ThreadList {
 
   // A thread created or changed (by this page or, through the event stream, by any other client).
   upsert(thread, created) {
-    if (this.searching) return;
     const existing = this.find(thread.id);
+    if (this.searching) {
+      // Results stay as the search found them; only a renamed thread's title follows.
+      const link = existing?.querySelector("a");
+      if (link) link.textContent = threadTitle(thread);
+      return;
+    }
     if (!this.shows(thread)) {
       existing?.remove();
     } else if (existing) {
