@@ -1,8 +1,8 @@
 // The event stream of the signed-in user. A browser's EventSource cannot send Authorization, so the page first
 // POSTs /api/events/session (bearer) for the HttpOnly events cookie, then opens /api/events, which the cookie
 // authorizes. The browser reconnects by itself with Last-Event-ID; when it gives up (CLOSED: e.g. a 401 once
-// the cookie expired, or a server that answered an error) the session is renewed and the stream reopened,
-// and listeners are told to catch up by re-reading (a manual reopen cannot send Last-Event-ID).
+// the cookie expired, or a server that answered an error) the session is renewed and the stream reopened.
+// After any interruption, listeners are told to catch up by re-reading what they show.
 
 import { apiUrl, post } from "./api.js";
 
@@ -72,15 +72,20 @@ export class EventStream {
     if (this.stopped) return;
     const source = new EventSource(apiUrl("events"));
     this.source = source;
+    // Any open after the first one of this stream catches up too: the browser's own reconnect sends
+    // Last-Event-ID only once an event with an id was received, so a stream that had none resumes "from now"
+    // and would miss what was written while it was down. Re-reading is idempotent (views are redrawn whole).
+    let interrupted = reopening;
     source.addEventListener("open", () => {
       this.failures = 0;
       this.setStatus(true);
-      if (reopening) {
-        reopening = false;
+      if (interrupted) {
+        interrupted = false;
         for (const listener of this.catchUpListeners) listener();
       }
     });
     source.addEventListener("error", () => {
+      interrupted = true;
       this.setStatus(false);
       if (source.readyState === EventSource.CLOSED && this.source === source) {
         source.close();
