@@ -20,6 +20,7 @@ export class ThreadView {
     this.messages = [];
     this.editing = null;
     this.demoOn = true;
+    this.sending = false;
     this.generation = 0;
     this.reloading = null;
     events.on("thread.updated", (thread) => this.applyThread(thread));
@@ -101,7 +102,8 @@ export class ThreadView {
         "div",
         { className: "row" },
         button("Delete permanently", () => attempt(() => this.deletePermanently()), { className: "danger" }),
-        button("Cancel", () => this.deleteDialog.close()),
+        // Focused when the dialog opens: Enter on it keeps the thread.
+        button("Cancel", () => this.deleteDialog.close(), { autofocus: true }),
       ),
     );
     this.main.replaceChildren(
@@ -348,8 +350,12 @@ export class ThreadView {
       this.composerText.focus();
       return;
     }
+    // One send at a time: a second Enter while the first is on its way would append the text twice.
+    if (this.sending) return;
+    this.sending = true;
     const threadId = this.threadId;
     const message = await attempt(() => post(`${this.base}/messages`, { content: text }, { idempotent: true }));
+    this.sending = false;
     if (!message) return;
     if (this.threadId === threadId) this.composerText.value = "";
     this.applyCreated(message);
