@@ -102,8 +102,7 @@ export class ThreadView {
         "div",
         { className: "row" },
         button("Delete permanently", () => attempt(() => this.deletePermanently()), { className: "danger" }),
-        // Focused when the dialog opens: Enter on it keeps the thread.
-        button("Cancel", () => this.deleteDialog.close(), { autofocus: true }),
+        button("Cancel", () => this.deleteDialog.close()),
       ),
     );
     this.main.replaceChildren(
@@ -150,7 +149,7 @@ export class ThreadView {
       archived
         ? button("Restore", () => attempt(() => this.setStatus("active")))
         : button("Archive", () => attempt(() => this.setStatus("archived"))),
-      button("Delete", () => this.deleteDialog.showModal(), { className: "danger" }),
+      button("Delete", () => this.confirmDelete(), { className: "danger" }),
     );
   }
 
@@ -332,6 +331,12 @@ export class ThreadView {
 
   async setStatus(status) {
     this.setThread(await patch(this.base, { status }));
+  }
+
+  confirmDelete() {
+    this.deleteDialog.showModal();
+    // Cancel first: Enter or Space right away keeps the thread.
+    this.deleteDialog.querySelector("button:last-of-type")?.focus();
   }
 
   async deletePermanently() {
