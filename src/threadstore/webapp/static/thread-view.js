@@ -52,7 +52,12 @@ export class ThreadView {
     this.thread = null;
     this.messages = [];
     this.main.replaceChildren(
-      h("div", { className: "placeholder" }, h("h2", {}, "No thread open"), h("p", {}, "Choose a thread in the list, or create a new one.")),
+      h(
+        "div",
+        { className: "placeholder" },
+        h("h2", {}, "No thread open"),
+        h("p", {}, "Choose a thread in the list, or create a new one."),
+      ),
     );
   }
 
@@ -201,7 +206,8 @@ export class ThreadView {
     const messages = [];
     let cursor = null;
     do {
-      const page = await get(`threads/${encodeURIComponent(threadId)}/messages`, { limit: PATH_PAGE, order: "asc", cursor });
+      const url = `threads/${encodeURIComponent(threadId)}/messages`;
+      const page = await get(url, { limit: PATH_PAGE, order: "asc", cursor });
       if (generation !== this.generation) return;
       messages.push(...page.data);
       cursor = page.has_more ? page.next_cursor : null;
@@ -419,8 +425,9 @@ export class ThreadView {
     await this.reloadMessages();
     // The clicked button was redrawn away: keyboard focus goes to the same control of the alternative shown.
     const buttons = this.messageList.children[message.depth - 1]?.querySelectorAll(".alternatives button") ?? [];
-    const wanted = [...buttons].sort((a, b) => (a.dataset.step === String(step) ? -1 : 0) - (b.dataset.step === String(step) ? -1 : 0));
-    wanted.find((candidate) => !candidate.disabled)?.focus();
+    const same = [...buttons].filter((candidate) => candidate.dataset.step === String(step));
+    const other = [...buttons].filter((candidate) => candidate.dataset.step !== String(step));
+    [...same, ...other].find((candidate) => !candidate.disabled)?.focus();
   }
 
   async fork(message) {
