@@ -61,6 +61,18 @@ export class ThreadView {
     );
   }
 
+  showMissing() {
+    this.main.replaceChildren(
+      h(
+        "div",
+        { className: "placeholder" },
+        h("a", { href: "#/", className: "back" }, "Back to threads"),
+        h("h2", {}, "Thread not found"),
+        h("p", {}, "It may have been deleted. Choose another thread in the list."),
+      ),
+    );
+  }
+
   open(threadId) {
     if (threadId === this.threadId) return;
     this.close();
@@ -177,8 +189,16 @@ export class ThreadView {
 
   async load() {
     const generation = this.generation;
-    const thread = await attempt(() => get(this.base));
-    if (!thread || generation !== this.generation) return;
+    let thread;
+    try {
+      thread = await get(this.base);
+    } catch (error) {
+      if (generation !== this.generation) return;
+      showError(error);
+      if (error.status === 404) this.showMissing();
+      return;
+    }
+    if (generation !== this.generation) return;
     this.thread = thread;
     this.drawThread();
     await this.reloadMessages();
