@@ -163,3 +163,21 @@ async def test_fork_from_a_message_opens_a_new_thread_holding_the_path_up_to_it(
     await expect(messages(page, "user")).to_contain_text("First?")
     assert [m["content"] for m in await store.path(fork_id)] == ["First?", "One."]
     assert len(await store.path(thread["id"])) == 4
+
+
+async def test_structured_parts_and_a_stopped_reply_are_shown_in_words(page: Page, token: str, store: Store) -> None:
+    thread = await store.create_thread("Weather")
+    await store.append(thread["id"], "Weather in Porto?")
+    tool_call = {"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": '{"city": "Porto"}'}
+    await store.append(thread["id"], [{"type": "text", "text": "Let me look."}, tool_call], role="assistant")
+    stopped = await store.append(thread["id"], "Sunny, with a cha", role="assistant", status="in_progress")
+    await store.call("PATCH", f"/api/threads/{thread['id']}/messages/{stopped['id']}", json={"status": "incomplete"})
+    await sign_in(page, token)
+    await open_thread(page, thread["id"], "Weather")
+    answers = messages(page, "assistant")
+    await expect(answers).to_have_count(2)
+    await expect(answers.first).to_contain_text("Let me look.")
+    await expect(answers.first).to_contain_text("Tool call: get_weather")
+    await expect(answers.last).to_contain_text("Sunny, with a cha")
+    await expect(answers.last).to_contain_text("Stopped")
+    await expect(answers.last).not_to_contain_text("Writing…")

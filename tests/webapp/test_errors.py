@@ -7,7 +7,16 @@ import contextlib
 
 from playwright.async_api import Error, Page, Route, expect
 
-from tests.webapp.ui import Store, alert, demo_responder, messages, open_thread, question_and_answer, sign_in
+from tests.webapp.ui import (
+    Store,
+    alert,
+    demo_responder,
+    messages,
+    open_thread,
+    question_and_answer,
+    sign_in,
+    thread_links,
+)
 from tests.webapp.watch import PageWatch
 
 
@@ -47,3 +56,21 @@ async def test_a_send_to_an_archived_thread_shows_the_conflict_with_its_request_
     for route in held:
         with contextlib.suppress(Error):
             await route.abort("aborted")
+
+
+async def test_a_request_that_cannot_reach_the_server_says_so_without_a_request_id(
+    page: Page, token: str, store: Store, watch: PageWatch
+) -> None:
+    await store.create_thread("Offline")
+    await sign_in(page, token)
+    await expect(thread_links(page)).to_have_text(["Offline"])
+    watch.expect_offline()
+    await page.context.set_offline(True)
+    await page.get_by_role("button", name="New thread", exact=True).click()
+    shown = alert(page)
+    await expect(shown).to_contain_text("Can't reach the server.")
+    await expect(shown).not_to_contain_text("Request ID")
+    await page.context.set_offline(False)
+    await shown.get_by_role("button", name="Dismiss", exact=True).click()
+    await expect(shown).to_be_hidden()
+    assert len((await store.call("GET", "/api/threads"))["data"]) == 1

@@ -106,7 +106,7 @@ class Store:
                 return found
             cursor = page["next_cursor"]
 
-    async def append(self, thread_id: str, content: str, **body: Any) -> Any:
+    async def append(self, thread_id: str, content: str | list[dict[str, Any]], **body: Any) -> Any:
         return await self.call("POST", f"/api/threads/{thread_id}/messages", 201, json={"content": content, **body})
 
     async def patch(self, thread_id: str, **body: Any) -> Any:

@@ -14,6 +14,7 @@ from playwright.async_api import BrowserContext, ConsoleMessage, Request
 _STATUS_LINE = re.compile(r"Failed to load resource: the server responded with a status of (\d{3})")
 # A request the page itself gave up (a navigation, a reload, a closed EventSource) is not a failure.
 _ABORTED = "net::ERR_ABORTED"
+_OFFLINE = "net::ERR_INTERNET_DISCONNECTED"
 # A killed server cuts its open streams (an unfinished chunked body) and refuses connections until it is back.
 _SERVER_DOWN = ("net::ERR_CONNECTION_REFUSED", "net::ERR_INCOMPLETE_CHUNKED_ENCODING", "net::ERR_EMPTY_RESPONSE")
 
@@ -26,6 +27,7 @@ class PageWatch:
     problems: list[str] = field(default_factory=list)
     expected_statuses: set[int] = field(default_factory=set)
     server_down_expected: bool = False
+    offline_expected: bool = False
 
     def attach(self, context: BrowserContext) -> None:
         context.on("console", self._console)
@@ -41,13 +43,22 @@ class PageWatch:
         """The test stops the server: refused connections while it is down are expected."""
         self.server_down_expected = True
 
+    def expect_offline(self) -> None:
+        """The test takes the browser off the network: its refused requests are expected."""
+        self.offline_expected = True
+
+    def _expected_failure(self, text: str) -> bool:
+        return (self.server_down_expected and any(error in text for error in _SERVER_DOWN)) or (
+            self.offline_expected and _OFFLINE in text
+        )
+
     def _console(self, message: ConsoleMessage) -> None:
         if message.type != "error":
             return
         status = _STATUS_LINE.search(message.text)
         if status and int(status.group(1)) in self.expected_statuses:
             return
-        if self.server_down_expected and any(error in message.text for error in _SERVER_DOWN):
+        if self._expected_failure(message.text):
             return
         self.problems.append(f"console error: {message.text} at {message.location.get('url')}")
 
@@ -60,6 +71,6 @@ class PageWatch:
         failure = request.failure or ""
         if _ABORTED in failure:
             return
-        if self.server_down_expected and any(error in failure for error in _SERVER_DOWN):
+        if self._expected_failure(failure):
             return
         self.problems.append(f"request failed: {request.method} {request.url}: {failure}")
