@@ -101,7 +101,7 @@ async def shoot(out: Path, chromium: str) -> list[Path]:
                 browser = await playwright.chromium.launch(executable_path=chromium, args=launch_args())
                 try:
                     desktop = await browser.new_context(
-                        base_url=server.base_url, viewport={"width": 1280, "height": 800}, locale="en-US"
+                        base_url=server.base_url, viewport={"width": 1280, "height": 980}, locale="en-US"
                     )
                     page = await desktop.new_page()
                     shots = [out / "token-screen.png"]
