@@ -25,6 +25,7 @@ export function setToken(token) {
 
 export function clearToken() {
   sessionStorage.removeItem(TOKEN_KEY);
+  readAfter = null;
 }
 
 export function apiUrl(path, query = {}) {
@@ -33,6 +34,20 @@ export function apiUrl(path, query = {}) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(name, String(value));
   }
   return url;
+}
+
+// Read-your-writes through a replica (docs/api.md "Read replicas"): the latest position a write answered is sent
+// back with every read of threads and messages, so a page spread over instances still sees its own writes.
+let readAfter = null;
+
+function position(value) {
+  const [high, low] = value.split("/");
+  return (BigInt(`0x${high}`) << 32n) + BigInt(`0x${low}`);
+}
+
+function rememberReadAfter(value) {
+  if (!value || !/^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/.test(value)) return;
+  if (readAfter === null || position(value) > position(readAfter)) readAfter = value;
 }
 
 const unauthorizedListeners = [];
@@ -50,6 +65,7 @@ export async function request(method, path, options = {}) {
   if (options.json !== undefined) headers["Content-Type"] = "application/json";
   if (options.idempotent) headers["Idempotency-Key"] = crypto.randomUUID();
   if (options.ifMatch !== undefined) headers["If-Match"] = `"${options.ifMatch}"`;
+  if (method === "GET" && readAfter && path.startsWith("threads")) headers["X-Read-After"] = readAfter;
   let response;
   try {
     response = await fetch(apiUrl(path, options.query), {
@@ -62,6 +78,7 @@ export async function request(method, path, options = {}) {
   } catch {
     throw new ApiError({ network: true });
   }
+  if (method !== "GET") rememberReadAfter(response.headers.get("X-Read-After"));
   const body = response.status === 204 ? null : await response.json().catch(() => null);
   if (!response.ok) {
     const error = new ApiError({

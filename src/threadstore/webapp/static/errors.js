@@ -26,6 +26,8 @@ const STATUSES = {
 export function describe(error, overrides = {}) {
   if (error?.network) return "Can't reach the server.";
   if (!error || typeof error.status !== "number") return "Something went wrong in this page.";
-  const byReason = error.status === 409 && error.reason ? overrides[error.reason] ?? CONFLICTS[error.reason] : null;
-  return byReason ?? overrides[error.status] ?? STATUSES[error.status] ?? `The request failed (status ${error.status}).`;
+  const byReason = error.status === 409 && error.reason ? (overrides[error.reason] ?? CONFLICTS[error.reason]) : null;
+  return (
+    byReason ?? overrides[error.status] ?? STATUSES[error.status] ?? `The request failed (status ${error.status}).`
+  );
 }

@@ -19,7 +19,8 @@ export function renderMessage(message, actions, editing = false) {
       : message.status === "incomplete"
         ? h("span", { className: "state stopped" }, "Stopped")
         : null;
-  article.append(h("p", { className: "message-head" }, h("span", { className: "role" }, ROLE_NAMES[message.role] ?? message.role), state));
+  const role = h("span", { className: "role" }, ROLE_NAMES[message.role] ?? message.role);
+  article.append(h("p", { className: "message-head" }, role, state));
   if (editing) {
     article.append(editForm(message, actions));
   } else {
@@ -59,10 +60,12 @@ function actionBar(message, actions) {
   bar.append(button("Fork from here", () => actions.fork(message)));
   if (message.role === "assistant") {
     const rating = message.feedback?.rating ?? null;
-    bar.append(
-      button("Good response", () => actions.rate(message, "up"), { "aria-pressed": rating === "up" ? "true" : "false", className: "toggle" }),
-      button("Bad response", () => actions.rate(message, "down"), { "aria-pressed": rating === "down" ? "true" : "false", className: "toggle" }),
-    );
+    const toggle = (label, value) =>
+      button(label, () => actions.rate(message, value), {
+        "aria-pressed": rating === value ? "true" : "false",
+        className: "toggle",
+      });
+    bar.append(toggle("Good response", "up"), toggle("Bad response", "down"));
   }
   return bar;
 }
@@ -83,7 +86,12 @@ function editForm(message, actions) {
     },
     h("label", { for: id }, "Edit message"),
     area,
-    h("div", { className: "row" }, h("button", { type: "submit", className: "primary" }, "Save edit"), button("Cancel", () => actions.cancelEdit(message))),
+    h(
+      "div",
+      { className: "row" },
+      h("button", { type: "submit", className: "primary" }, "Save edit"),
+      button("Cancel", () => actions.cancelEdit(message)),
+    ),
   );
   queueMicrotask(() => area.focus());
   return form;

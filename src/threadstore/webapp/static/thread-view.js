@@ -52,7 +52,24 @@ export class ThreadView {
     this.thread = null;
     this.messages = [];
     this.main.replaceChildren(
-      h("div", { className: "placeholder" }, h("h2", {}, "No thread open"), h("p", {}, "Choose a thread in the list, or create a new one.")),
+      h(
+        "div",
+        { className: "placeholder" },
+        h("h2", {}, "No thread open"),
+        h("p", {}, "Choose a thread in the list, or create a new one."),
+      ),
+    );
+  }
+
+  showMissing() {
+    this.main.replaceChildren(
+      h(
+        "div",
+        { className: "placeholder" },
+        h("a", { href: "#/", className: "back" }, "Back to threads"),
+        h("h2", {}, "Thread not found"),
+        h("p", {}, "It may have been deleted. Choose another thread in the list."),
+      ),
     );
   }
 
@@ -102,8 +119,7 @@ export class ThreadView {
         "div",
         { className: "row" },
         button("Delete permanently", () => attempt(() => this.deletePermanently()), { className: "danger" }),
-        // Focused when the dialog opens: Enter on it keeps the thread.
-        button("Cancel", () => this.deleteDialog.close(), { autofocus: true }),
+        button("Cancel", () => this.deleteDialog.close()),
       ),
     );
     this.main.replaceChildren(
@@ -150,7 +166,7 @@ export class ThreadView {
       archived
         ? button("Restore", () => attempt(() => this.setStatus("active")))
         : button("Archive", () => attempt(() => this.setStatus("archived"))),
-      button("Delete", () => this.deleteDialog.showModal(), { className: "danger" }),
+      button("Delete", () => this.confirmDelete(), { className: "danger" }),
     );
   }
 
@@ -173,8 +189,16 @@ export class ThreadView {
 
   async load() {
     const generation = this.generation;
-    const thread = await attempt(() => get(this.base));
-    if (!thread || generation !== this.generation) return;
+    let thread;
+    try {
+      thread = await get(this.base);
+    } catch (error) {
+      if (generation !== this.generation) return;
+      showError(error);
+      if (error.status === 404) this.showMissing();
+      return;
+    }
+    if (generation !== this.generation) return;
     this.thread = thread;
     this.drawThread();
     await this.reloadMessages();
@@ -202,7 +226,8 @@ export class ThreadView {
     const messages = [];
     let cursor = null;
     do {
-      const page = await get(`threads/${encodeURIComponent(threadId)}/messages`, { limit: PATH_PAGE, order: "asc", cursor });
+      const url = `threads/${encodeURIComponent(threadId)}/messages`;
+      const page = await get(url, { limit: PATH_PAGE, order: "asc", cursor });
       if (generation !== this.generation) return;
       messages.push(...page.data);
       cursor = page.has_more ? page.next_cursor : null;
@@ -334,6 +359,12 @@ export class ThreadView {
     this.setThread(await patch(this.base, { status }));
   }
 
+  confirmDelete() {
+    this.deleteDialog.showModal();
+    // Cancel first: Enter or Space right away keeps the thread.
+    this.deleteDialog.querySelector("button:last-of-type")?.focus();
+  }
+
   async deletePermanently() {
     const threadId = this.threadId;
     await del(this.base, { permanent: "true" });
@@ -414,8 +445,9 @@ export class ThreadView {
     await this.reloadMessages();
     // The clicked button was redrawn away: keyboard focus goes to the same control of the alternative shown.
     const buttons = this.messageList.children[message.depth - 1]?.querySelectorAll(".alternatives button") ?? [];
-    const wanted = [...buttons].sort((a, b) => (a.dataset.step === String(step) ? -1 : 0) - (b.dataset.step === String(step) ? -1 : 0));
-    wanted.find((candidate) => !candidate.disabled)?.focus();
+    const same = [...buttons].filter((candidate) => candidate.dataset.step === String(step));
+    const other = [...buttons].filter((candidate) => candidate.dataset.step !== String(step));
+    [...same, ...other].find((candidate) => !candidate.disabled)?.focus();
   }
 
   async fork(message) {

@@ -39,6 +39,7 @@ export class ThreadList {
       id: searchId,
       type: "search",
       autocomplete: "off",
+      maxlength: 256,
       oninput: () => this.searchSoon(),
       onkeydown: (event) => {
         if (event.key === "Enter") {
