@@ -58,7 +58,9 @@ _FAILED = pytest.StashKey[bool]()
 def chromium_path() -> str:
     found = find_chromium()
     if found is None:
-        message = "no Chromium (looked for $THREADSTORE_CHROMIUM, chromium, chromium-browser)"
+        named = os.environ.get("THREADSTORE_CHROMIUM")
+        looked = f"THREADSTORE_CHROMIUM={named} is not executable" if named else "looked for chromium, chromium-browser"
+        message = f"no Chromium ({looked})"
         if os.environ.get("CI"):
             pytest.fail(f"CI is set and {message}: the browser suite is required.")
         _missing["chromium"] = message

@@ -1,12 +1,20 @@
 """The token screen: a bad token is refused with the request id the server answered; a good one opens the
-thread list and stays for the tab's session; "Sign out" forgets it."""
+thread list and stays for the tab's session; "Sign out" forgets it, and so does a token refused once it
+expired."""
 
 from __future__ import annotations
 
+import time
+
+import jwt
 from playwright.async_api import Page, expect
 
-from tests.webapp.ui import TOKEN_KEY, alert, sign_in, threads
+from tests.harness.processes import ServeProcess
+from tests.webapp.ui import TOKEN_KEY, alert, sign_in, threads, until
 from tests.webapp.watch import PageWatch
+from threadstore.auth import issue_token
+
+TTL_SECONDS = 2
 
 
 async def test_a_bad_token_is_refused_with_the_request_id_the_server_answered(page: Page, watch: PageWatch) -> None:
@@ -39,3 +47,20 @@ async def test_a_good_token_opens_the_thread_list_until_sign_out(page: Page, tok
     assert await page.evaluate(f"sessionStorage.getItem({TOKEN_KEY!r})") is None
     await page.reload()
     await expect(page.get_by_label("Access token")).to_be_visible()
+
+
+async def test_a_token_that_expires_while_signed_in_leads_back_to_the_token_screen(
+    page: Page, server: ServeProcess, user: str, watch: PageWatch
+) -> None:
+    watch.expect_status(401)
+    token = issue_token(server.api.jwt_secret, user, TTL_SECONDS)
+    expires: int = jwt.decode(token, options={"verify_signature": False})["exp"]
+    await sign_in(page, token)
+
+    async def expired() -> bool:
+        return time.time() > expires + 1
+
+    await until(expired, "the token expired", within=TTL_SECONDS + 5)
+    await page.get_by_role("button", name="New thread", exact=True).click()
+    await expect(page.get_by_label("Access token")).to_be_visible()
+    assert await page.evaluate(f"sessionStorage.getItem({TOKEN_KEY!r})") is None

@@ -1,5 +1,5 @@
 """The thread list: pages of 20 load as the end of the list scrolls into view until all are shown, each
-once; "Show" filters archived threads; live events add and rename threads in the open list."""
+once; "Show" filters archived threads; live events add, rename and remove threads in the open list."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ async def test_scrolling_the_list_shows_every_thread_once(page: Page, token: str
     await sign_in(page, token)
     links = thread_links(page)
     await expect(links.first).to_have_text(titles[-1])
-    shown = await links.count()
+    await expect(links).to_have_count(20)  # one page: the rest waits for the end of the list to be seen
+    shown = 20
     while shown < THREADS:
         await links.last.scroll_into_view_if_needed()
         await page.mouse.wheel(0, 2_000)
@@ -71,7 +72,9 @@ async def test_show_filters_active_archived_and_all_threads(page: Page, token: s
     await expect(links).to_have_text([kept["title"]])
 
 
-async def test_threads_made_and_renamed_elsewhere_appear_in_the_open_list(page: Page, token: str, store: Store) -> None:
+async def test_threads_made_renamed_and_deleted_elsewhere_change_the_open_list(
+    page: Page, token: str, store: Store
+) -> None:
     first = await store.create_thread("First")
     await sign_in(page, token)
     links = thread_links(page)
@@ -82,3 +85,5 @@ async def test_threads_made_and_renamed_elsewhere_appear_in_the_open_list(page: 
     await store.patch(first["id"], title="First, renamed")
     await expect(links.filter(has_text="First, renamed")).to_have_count(1)
     await expect(links).to_have_count(2)
+    await store.call("DELETE", f"/api/threads/{first['id']}", 204, params={"permanent": "true"})
+    await expect(links).to_have_text(["Untitled"])
