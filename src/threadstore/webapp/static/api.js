@@ -57,13 +57,18 @@ export function onUnauthorized(listener) {
   unauthorizedListeners.push(listener);
 }
 
-// options: query, json, idempotent (sends a fresh Idempotency-Key), ifMatch (a thread version), token.
+// A key for one create, append or fork: a retry of the same request sends the same key.
+export function newIdempotencyKey() {
+  return crypto.randomUUID();
+}
+
+// options: query, json, idempotencyKey, ifMatch (a thread version), token.
 export async function request(method, path, options = {}) {
   const headers = { Accept: "application/json" };
   const token = options.token ?? getToken();
   if (token) headers.Authorization = `Bearer ${token}`;
   if (options.json !== undefined) headers["Content-Type"] = "application/json";
-  if (options.idempotent) headers["Idempotency-Key"] = crypto.randomUUID();
+  if (options.idempotencyKey) headers["Idempotency-Key"] = options.idempotencyKey;
   if (options.ifMatch !== undefined) headers["If-Match"] = `"${options.ifMatch}"`;
   if (method === "GET" && readAfter && path.startsWith("threads")) headers["X-Read-After"] = readAfter;
   let response;

@@ -2,9 +2,10 @@
 // API, exactly as a real back end would: an in_progress assistant message, deltas with their offsets in code
 // points, then a closing PATCH. Other tabs watch it grow through their event streams.
 
-import { patch, post } from "./api.js";
+import { newIdempotencyKey, patch, post } from "./api.js";
 import { codePoints } from "./dom.js";
 import { textOf } from "./message-view.js";
+import { withRetries } from "./retry.js";
 
 const WORD_DELAY_MS = 80;
 const QUOTED_WORDS = 12;
@@ -26,22 +27,27 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // thread view, so this tab shows the reply at once even while its event stream is reconnecting.
 export async function respond(threadId, prompt, listener) {
   const base = `threads/${encodeURIComponent(threadId)}/messages`;
-  const reply = await post(
-    base,
-    { role: "assistant", status: "in_progress", content: "", parent_id: prompt?.id ?? null, model: DEMO_MODEL },
-    { idempotent: true },
-  );
+  // Every write is retried through a restart of the server: the same key, the same offset, the same PATCH.
+  const start = {
+    role: "assistant",
+    status: "in_progress",
+    content: "",
+    parent_id: prompt?.id ?? null,
+    model: DEMO_MODEL,
+  };
+  const idempotencyKey = newIdempotencyKey();
+  const reply = await withRetries(() => post(base, start, { idempotencyKey }));
   listener.applyCreated(reply);
   const url = `${base}/${encodeURIComponent(reply.id)}`;
   let offset = 0;
   try {
     for (const word of cannedReply(prompt).match(/\S+\s*/g) ?? []) {
       await sleep(WORD_DELAY_MS);
-      await post(`${url}/deltas`, { offset, text: word });
+      await withRetries(() => post(`${url}/deltas`, { offset, text: word }));
       listener.applyDelta({ message_id: reply.id, thread_id: threadId, offset, text: word });
       offset += codePoints(word);
     }
-    listener.applyUpdated(await patch(url, { status: "completed", finish_reason: "stop" }));
+    listener.applyUpdated(await withRetries(() => patch(url, { status: "completed", finish_reason: "stop" })));
   } catch (error) {
     // Whatever was written stays readable: the reply is closed as incomplete (the server's stale sweep
     // would do it later otherwise).

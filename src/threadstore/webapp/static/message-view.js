@@ -56,9 +56,11 @@ export function renderMessage(message, actions, editing = false) {
 function actionBar(message, actions) {
   const bar = h("div", { className: "actions" });
   if (message.role === "user") bar.append(button("Edit", () => actions.startEdit(message)));
-  if (message.role === "assistant") bar.append(button("Regenerate", () => actions.regenerate(message)));
+  // Not while the reply is being written: a second writer would answer beside the first.
+  const writing = message.status === "in_progress";
+  if (message.role === "assistant" && !writing) bar.append(button("Regenerate", () => actions.regenerate(message)));
   bar.append(button("Fork from here", () => actions.fork(message)));
-  if (message.role === "assistant") {
+  if (message.role === "assistant" && !writing) {
     const rating = message.feedback?.rating ?? null;
     const toggle = (label, value) =>
       button(label, () => actions.rate(message, value), {

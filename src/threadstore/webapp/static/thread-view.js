@@ -2,7 +2,7 @@
 // by page (following cursors) and kept current by the event stream; the demo responder's writes are applied
 // here at once too, by the same functions, which ignore what is already shown.
 
-import { del, get, patch, post, put } from "./api.js";
+import { del, get, newIdempotencyKey, patch, post, put } from "./api.js";
 import { attempt, showError, showNotice } from "./alert.js";
 import { respond } from "./demo-responder.js";
 import { button, codePoints, h, uniqueId } from "./dom.js";
@@ -21,6 +21,7 @@ export class ThreadView {
     this.editing = null;
     this.demoOn = true;
     this.sending = false;
+    this.unsent = null;
     this.generation = 0;
     this.reloading = null;
     events.on("thread.updated", (thread) => this.applyThread(thread));
@@ -385,9 +386,16 @@ export class ThreadView {
     if (this.sending) return;
     this.sending = true;
     const threadId = this.threadId;
-    const message = await attempt(() => post(`${this.base}/messages`, { content: text }, { idempotent: true }));
+    // Sending the same text again after a failure that may have reached the server (no answer, 503) reuses
+    // the key: if the first try landed, the server answers with that message instead of storing a second.
+    if (this.unsent?.threadId !== threadId || this.unsent.text !== text) {
+      this.unsent = { threadId, text, idempotencyKey: newIdempotencyKey() };
+    }
+    const { idempotencyKey } = this.unsent;
+    const message = await attempt(() => post(`${this.base}/messages`, { content: text }, { idempotencyKey }));
     this.sending = false;
     if (!message) return;
+    this.unsent = null;
     if (this.threadId === threadId) this.composerText.value = "";
     this.applyCreated(message);
     this.answer(threadId, message);
@@ -411,11 +419,9 @@ export class ThreadView {
   async saveEdit(original, text) {
     if (text.trim() === "") return;
     const threadId = this.threadId;
-    const message = await post(
-      `${this.base}/messages`,
-      { role: original.role, content: text, parent_id: original.parent_id },
-      { idempotent: true },
-    );
+    const body = { role: original.role, content: text, parent_id: original.parent_id };
+    const idempotencyKey = newIdempotencyKey();
+    const message = await post(`${this.base}/messages`, body, { idempotencyKey });
     this.editing = null;
     await this.reloadMessages();
     this.answer(threadId, message);
@@ -451,7 +457,8 @@ export class ThreadView {
   }
 
   async fork(message) {
-    const thread = await post(`${this.base}/fork`, { message_id: message.id }, { idempotent: true });
+    const idempotencyKey = newIdempotencyKey();
+    const thread = await post(`${this.base}/fork`, { message_id: message.id }, { idempotencyKey });
     this.list.upsert(thread, true);
     location.hash = `#/threads/${encodeURIComponent(thread.id)}`;
   }

@@ -2,7 +2,7 @@
 // the next; "Load more" does the same from the keyboard), the Show filter, search with highlighted snippets,
 // "New thread", and live changes from the event stream.
 
-import { get, post } from "./api.js";
+import { get, newIdempotencyKey, post } from "./api.js";
 import { attempt } from "./alert.js";
 import { button, h, uniqueId } from "./dom.js";
 import { snippetNodes } from "./snippets.js";
@@ -202,7 +202,8 @@ export class ThreadList {
   }
 
   async createThread() {
-    const thread = await attempt(() => post("threads", {}, { idempotent: true }));
+    const idempotencyKey = newIdempotencyKey();
+    const thread = await attempt(() => post("threads", {}, { idempotencyKey }));
     if (!thread) return;
     this.upsert(thread, true);
     location.hash = `#/threads/${encodeURIComponent(thread.id)}`;
