@@ -1,6 +1,7 @@
 """The event stream in the page: a second tab watches the demo responder's reply grow and ends with what the
 API stored; a tab open on a thread while the server is SIGKILLed (it says "Reconnecting") and started again shows every
-message written right after the restart exactly once, and says "Live" again."""
+message written right after the restart exactly once, and says "Live" again; a reply the page's demo
+responder is writing when the server restarts ends as the same prompt's reply does without one, stored once."""
 
 from __future__ import annotations
 
@@ -87,3 +88,40 @@ async def test_the_page_follows_the_thread_across_a_server_restart_without_loss_
     await expect(status(page)).not_to_contain_text("Reconnecting")
     await expect(messages(page, "user")).to_have_count(4)
     assert [m["content"] for m in await store.path(thread["id"])][2:] == written
+
+
+async def test_a_reply_the_page_is_writing_when_the_server_restarts_ends_whole_and_stored_once(
+    page: Page, token: str, store: Store, server: ServeProcess, watch: PageWatch
+) -> None:
+    prompt = "Which museum should we see first?"
+    calm = await store.create_thread("Calm")
+    stormy = await store.create_thread("Stormy")
+    await sign_in(page, token)
+
+    async def reply_in(thread_id: str, *, written: bool) -> Any:
+        path = await store.path(thread_id)
+        if len(path) < 2:
+            return None
+        reply = path[1]
+        return reply if (reply["content"] if written else reply["status"] == "completed") else None
+
+    async def ask(thread_id: str, title: str) -> None:
+        await open_thread(page, thread_id, title)
+        await demo_responder(page, True)
+        await page.get_by_label("Message", exact=True).fill(prompt)
+        await page.get_by_role("button", name="Send", exact=True).click()
+
+    await ask(calm["id"], "Calm")  # the same prompt answered without a restart: what the reply must end as
+    expected = (await until(lambda: reply_in(calm["id"], written=False), "the calm reply", within=60))["content"]
+    await ask(stormy["id"], "Stormy")
+    started = await until(lambda: reply_in(stormy["id"], written=True), "the reply started")
+    assert started["status"] == "in_progress" and started["content"] != expected
+    watch.expect_server_down()
+    await server.restart()
+    reply = await until(lambda: reply_in(stormy["id"], written=False), "the reply completed", within=60)
+    assert reply["content"] == expected
+    assert [m["role"] for m in await store.path(stormy["id"], view="all")] == ["user", "assistant"]
+    shown = messages(page, "assistant")
+    await expect(shown).to_have_count(1)
+    await expect(shown).to_contain_text(expected)
+    await expect(shown).not_to_contain_text("Writing…")

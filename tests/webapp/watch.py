@@ -16,7 +16,13 @@ _STATUS_LINE = re.compile(r"Failed to load resource: the server responded with a
 _ABORTED = "net::ERR_ABORTED"
 _OFFLINE = "net::ERR_INTERNET_DISCONNECTED"
 # A killed server cuts its open streams (an unfinished chunked body) and refuses connections until it is back.
-_SERVER_DOWN = ("net::ERR_CONNECTION_REFUSED", "net::ERR_INCOMPLETE_CHUNKED_ENCODING", "net::ERR_EMPTY_RESPONSE")
+_SERVER_DOWN = (
+    "net::ERR_CONNECTION_REFUSED",
+    "net::ERR_CONNECTION_RESET",
+    "net::ERR_CONNECTION_CLOSED",
+    "net::ERR_EMPTY_RESPONSE",
+    "net::ERR_INCOMPLETE_CHUNKED_ENCODING",
+)
 
 
 @dataclass
