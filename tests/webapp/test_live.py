@@ -1,7 +1,8 @@
 """The event stream in the page: a second tab watches the demo responder's reply grow and ends with what the
-API stored; a tab open on a thread while the server is SIGKILLed (it says "Reconnecting") and started again shows every
-message written right after the restart exactly once, and says "Live" again; a reply the page's demo
-responder is writing when the server restarts ends as the same prompt's reply does without one, stored once."""
+API stored; a tab open on a thread while the server is SIGKILLed (it says "Reconnecting") and started again
+shows every message written right after the restart exactly once, and says "Live" again; a reply the page's
+demo responder is writing when the server restarts ends as the same prompt's reply does without one, stored
+once."""
 
 from __future__ import annotations
 
