@@ -1,11 +1,12 @@
 """Keyboard and screen-reader basics: every control has an accessible name (as Chromium's accessibility tree
-computes it), the keyboard focus is visible, the document says its language, and text has enough contrast."""
+computes it), the keyboard focus is visible, the document says its language, text has enough contrast, and
+signing in, opening a thread and sending need no mouse."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
 from tests.webapp.ui import Store, messages, open_thread, question_and_answer, sign_in
 
@@ -113,3 +114,38 @@ async def test_text_has_enough_contrast(page: Page, token: str, store: Store) ->
     await sign_in(page, token)
     await open_thread(page, thread["id"], "Contrast")
     assert await page.evaluate(LOW_CONTRAST) == [], "thread view"
+
+
+async def tab_to(page: Page, target: Locator, presses: int = 60) -> None:
+    """Presses Tab until `target` has the focus, as a keyboard user moves through the page."""
+    for _ in range(presses):
+        await page.keyboard.press("Tab")
+        if await target.evaluate("element => element === document.activeElement"):
+            return
+    raise AssertionError(f"{target} was not reached with Tab in {presses} presses")
+
+
+async def test_a_person_can_sign_in_open_a_thread_and_send_with_the_keyboard_alone(
+    page: Page, token: str, store: Store
+) -> None:
+    thread = await store.create_thread("Keys", question_and_answer("Mouse?", "No need."))
+    await page.goto("/app/")
+    field = page.get_by_label("Access token")
+    await tab_to(page, field)
+    await page.keyboard.type(token)
+    await tab_to(page, page.get_by_role("button", name="Sign in", exact=True))
+    await page.keyboard.press("Enter")
+    link = page.get_by_role("navigation", name="Threads").get_by_role("link", name="Keys")
+    await tab_to(page, link)
+    await page.keyboard.press("Enter")
+    await expect(messages(page, "assistant")).to_contain_text("No need.")
+    demo = page.get_by_role("checkbox", name="Demo responder")
+    await tab_to(page, demo)
+    await page.keyboard.press("Space")
+    await expect(demo).not_to_be_checked()
+    composer = page.get_by_label("Message", exact=True)
+    await tab_to(page, composer)
+    await page.keyboard.type("Typed without a mouse")
+    await page.keyboard.press("Enter")
+    await expect(messages(page, "user").filter(has_text="Typed without a mouse")).to_have_count(1)
+    assert [m["content"] for m in await store.path(thread["id"])][-1] == "Typed without a mouse"
