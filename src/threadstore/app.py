@@ -33,6 +33,7 @@ from threadstore.messages.router import router as messages_router
 from threadstore.search.router import router as search_router
 from threadstore.threads.router import router as threads_router
 from threadstore.titles.generator import build_title_generator
+from threadstore.webapp import router as webapp
 
 log = logging.getLogger("threadstore")
 
@@ -110,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search_router)
     app.include_router(apidocs_router)
     app.mount(apidocs.ASSETS_PATH, apidocs.assets(), name="docs-assets")
+    app.include_router(webapp.router)
+    app.mount(webapp.APP_PATH, webapp.assets(), name="webapp")
     openapi.install(app, app.state.limits)
     return app
 

@@ -360,3 +360,75 @@ async def test_search_finds_words_through_the_gin_indexes(seeded: str, q: str) -
     # Never a parameter: a generic plan, made without the words, scanned every message (the planner cannot
     # estimate an unknown tsquery).
     assert "POSTCOMPILE_s_owned" in str(statement.compile(dialect=postgresql.asyncpg.dialect()))
+
+
+# The pending pass of `threadstore migrate` (search/reindex.py) at every start: only the rows without terms are
+# read, through the partial indexes of migration 0009, however many are indexed already.
+_UNINDEXED_SEED = {
+    "postgresql": """
+SET session_replication_role = replica;  -- no foreign keys or triggers: rows, not a consistent thread
+INSERT INTO threads (id, user_id, title, metadata, status, created_at, updated_at, message_count, version,
+                     current_branch_id, search_terms)
+SELECT 'thr_' || lpad(n::text, 6, '0'), 'u', 'Title ' || n, '{}', 'active', now(), now(), 0, 1, n,
+       CASE WHEN n % 10000 = 0 THEN NULL ELSE ''::tsvector END
+FROM generate_series(1, 30000) n;
+INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at, branch_id, depth, sibling_index,
+                      search_terms)
+SELECT 'msg_' || lpad(k::text, 6, '0'), 'thr_000001', k, 'user', 'hello', '{}', now(), 1, k, 1,
+       CASE WHEN k % 10000 = 0 THEN NULL ELSE ''::tsvector END
+FROM generate_series(1, 30000) k;
+ANALYZE threads; ANALYZE messages;
+""",
+    "sqlite": """
+WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 30000)
+INSERT INTO threads (id, user_id, title, metadata, status, created_at, updated_at, message_count, version,
+                     current_branch_id, search_terms)
+SELECT 'thr_' || printf('%06d', k), 'u', 'Title ' || k, '{}', 'active', '2026-12-06', '2026-12-06', 0, 1, k,
+       CASE WHEN k % 10000 = 0 THEN NULL ELSE 'title' END
+FROM n;
+WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 30000)
+INSERT INTO messages (id, thread_id, seq, role, content, metadata, created_at, branch_id, depth, sibling_index,
+                      search_terms)
+SELECT 'msg_' || printf('%06d', k), 'thr_000001', k, 'user', 'hello', '{}', '2026-12-06', 1, k, 1,
+       CASE WHEN k % 10000 = 0 THEN NULL ELSE 'hello' END
+FROM n;
+ANALYZE;
+""",
+}
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+async def test_the_pending_index_pass_reads_only_the_rows_without_terms(
+    dialect: str, pg_server: PgServer | None, tmp_path: Any
+) -> None:
+    import sqlite3
+
+    from threadstore.search import repository as search_repo
+
+    if dialect == "postgresql" and pg_server is None:
+        pytest.skip("no PostgreSQL")
+    async with fresh_database(dialect, pg_server, tmp_path) as backend:
+        for table, index in (("messages", "ix_messages_unindexed"), ("threads", "ix_threads_unindexed")):
+            sql = str(search_repo._batch(table, True))
+            if dialect == "postgresql":
+                assert backend.dsn is not None
+                if table == "messages":
+                    await execute_sql(backend.dsn, _UNINDEXED_SEED["postgresql"])
+                conn = await asyncpg.connect(backend.dsn)
+                try:
+                    rows = await conn.fetch("EXPLAIN " + sql.replace(":after", "''").replace(":lim", "500"))
+                finally:
+                    await conn.close()
+                plan = "\n".join(r[0] for r in rows)
+                assert f"Index Scan using {index} " in plan and "Seq Scan" not in plan, plan
+            else:
+                db = sqlite3.connect(backend.url.removeprefix("sqlite+aiosqlite:///"))
+                try:
+                    if table == "messages":
+                        db.executescript(_UNINDEXED_SEED["sqlite"])
+                    plan = "\n".join(
+                        str(r[-1]) for r in db.execute("EXPLAIN QUERY PLAN " + sql, {"after": "", "lim": 500})
+                    )
+                finally:
+                    db.close()
+                assert f"INDEX {index} " in plan and f"SCAN {table}\n" not in plan + "\n", plan

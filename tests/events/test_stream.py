@@ -62,6 +62,21 @@ async def test_a_new_stream_starts_with_events_committed_after_it_opened(api: Ap
     assert first is not None and first.data == after
 
 
+async def test_a_stream_dropped_before_its_first_event_resumes_from_the_id_it_opened_with(api: Api) -> None:
+    """What a browser's EventSource does: it keeps the opening frame's id and reconnects with it, so what was
+    committed while it was away arrives even though no event had reached it before the drop."""
+    user = new_user()
+    await api.create_thread(user, title="before")
+    async with api.stream(user) as stream:
+        assert stream.opened is not None
+        start = stream.opened.id
+        assert await stream.until_keep_alive() == []  # nothing arrives: the id dispatched no event
+    while_away = [await api.create_thread(user, title=f"while away {n}") for n in range(3)]
+    async with api.stream(user, last_event_id=start) as resumed:
+        assert resumed.opened is not None and resumed.opened.id == start
+        assert [f.data for f in await resumed.events(3)] == while_away
+
+
 async def test_resuming_after_an_id_yields_exactly_the_events_after_it(api: Api) -> None:
     user = new_user()
     async with api.stream(user) as stream:

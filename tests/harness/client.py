@@ -110,7 +110,8 @@ class Api:
             assert response.headers["content-type"].startswith("text/event-stream")
             stream = EventStream(response)
             opened = await stream.frame()
-            assert opened is not None and opened.comment == "connected", opened
+            assert opened is not None and opened.comment == "connected" and opened.id is not None, opened
+            stream.opened = opened
             yield stream
 
 
@@ -131,6 +132,7 @@ class EventStream:
         self.response = response
         self._lines = response.aiter_lines()
         self.ended = False
+        self.opened: Frame | None = None  # the first frame: names the position the stream starts after
 
     async def frame(self, within: float = FRAME_TIMEOUT) -> Frame | None:
         """The next frame, or None when the server ended the stream."""

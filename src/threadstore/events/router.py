@@ -26,7 +26,14 @@ from threadstore.events.hub import Hub
 from threadstore.events.publisher import Publisher
 from threadstore.events.service import start_after
 from threadstore.events.stream import event_frames
-from threadstore.http.deps import EVENTS_COOKIE, CurrentIdentity, DatabaseDep, EventsIdentity, SettingsDep
+from threadstore.http.deps import (
+    EVENTS_COOKIE,
+    CurrentIdentity,
+    DatabaseDep,
+    EventsIdentity,
+    SettingsDep,
+    VerifierDep,
+)
 from threadstore.http.openapi import AUTHENTICATED, ONE_THREAD, problem
 from threadstore.http.streaming import ClosingStreamingResponse
 from threadstore.ids import id_pattern
@@ -119,9 +126,11 @@ EVENTS_COOKIE_DEFAULT_SECONDS = 24 * 3600
         **problem(401),
     },
 )
-async def open_events_session(request: Request, identity: CurrentIdentity, settings: SettingsDep) -> Response:
+async def open_events_session(
+    request: Request, identity: CurrentIdentity, settings: SettingsDep, verifier: VerifierDep
+) -> Response:
     now = time.time()
-    token, expires_at = request.app.state.verifier.events_token(identity, now, EVENTS_COOKIE_DEFAULT_SECONDS)
+    token, expires_at = verifier.events_token(identity, now, EVENTS_COOKIE_DEFAULT_SECONDS)
     response = Response(status_code=204)
     response.set_cookie(
         EVENTS_COOKIE,

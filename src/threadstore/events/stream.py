@@ -33,7 +33,15 @@ from threadstore.events.repository import PublishedEvent
 log = logging.getLogger("threadstore.events")
 
 KEEP_ALIVE = b": keep-alive\n\n"
-OPENED = b": connected\n\n"  # sends the headers at once, so a client knows the stream is open
+
+
+def opened(after: int) -> bytes:
+    """The first frame: sends the headers at once, so a client knows the stream is open, and names the position
+    the stream starts after as its last event id. A browser's EventSource keeps it and sends it back as
+    `Last-Event-ID` when it reconnects, so what was committed while it was away reaches it even if no event
+    had arrived before the drop; without it the reconnect would start a new stream, from its own opening. An id
+    with no data dispatches no event (the SSE parsing rules)."""
+    return b": connected\nid: %d\n\n" % after
 
 
 def frame(event: PublishedEvent) -> bytes:
@@ -69,7 +77,7 @@ async def event_frames(
 
     last = after
     try:
-        yield OPENED
+        yield opened(after)
         pages = Pages(database, max_bytes=page_bytes, user_id=subscription.user_id, thread_id=subscription.thread_id)
         more = True
         while more and not ending():

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Query, Request
 from pydantic.json_schema import SkipJsonSchema
 
-from threadstore.auth import Identity
+from threadstore.auth import Identity, TokenVerifier
 from threadstore.config import Settings
 from threadstore.cursors import CURSOR_PATTERN
 from threadstore.db.unit_of_work import Database
@@ -29,6 +29,11 @@ async def get_settings(request: Request) -> Settings:
 async def get_limits(request: Request) -> Limits:
     limits: Limits = request.app.state.limits
     return limits
+
+
+async def get_verifier(request: Request) -> TokenVerifier:
+    verifier: TokenVerifier = request.app.state.verifier
+    return verifier
 
 
 async def current_user(request: Request) -> str:
@@ -63,6 +68,7 @@ async def events_identity(request: Request) -> Identity:
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LimitsDep = Annotated[Limits, Depends(get_limits)]
+VerifierDep = Annotated[TokenVerifier, Depends(get_verifier)]
 CurrentUser = Annotated[str, Depends(current_user)]
 CurrentIdentity = Annotated[Identity, Depends(current_identity)]
 EventsIdentity = Annotated[Identity, Depends(events_identity)]

@@ -9,6 +9,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationInfo,
     field_validator,
@@ -21,6 +22,7 @@ from threadstore.ids import id_pattern
 from threadstore.limits import NO_NUL_PATTERN, Content, Metadata, MetadataPatch
 from threadstore.messages import parts
 from threadstore.messages.parts import Part, Parts, StoredPart
+from threadstore.search.index import folded
 from threadstore.timestamps import Timestamp, rfc3339
 
 Role = Literal["user", "assistant", "system", "tool"]
@@ -81,6 +83,20 @@ class MessageContent(BaseModel):
         if isinstance(content, list):
             parts.check_role(info.data.get("role", "user"), content)
         return content
+
+    # Folded as the request is parsed, not in the unit of work that stores the message (search/index.py).
+    _terms: tuple[str, ...] | None = PrivateAttr(default=None)
+
+    def model_post_init(self, context: Any) -> None:
+        if self.status != "in_progress":
+            self._terms = self.terms
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        """The search terms of the content's text (its text parts' text for parts)."""
+        if self._terms is None:
+            self._terms = folded(self.content if isinstance(self.content, str) else parts.text_of(self.content))
+        return self._terms
 
 
 class MessageCreate(MessageContent):

@@ -20,7 +20,7 @@ from threadstore.limits import Limits, checked_text
 from threadstore.messages import parts, repository
 from threadstore.messages.parts import Part
 from threadstore.messages.schemas import MessageContent, MessageCreate, message_json
-from threadstore.search.index import indexed
+from threadstore.search.index import indexed, owned
 
 Order = Literal["asc", "desc"]
 
@@ -104,7 +104,7 @@ def _row(
         "feedback_comment": None,
         "feedback_at": None,
         # Indexed when it is finished: a reply's closing PATCH or the stale sweep indexes it (replies.py).
-        "search_terms": None if in_progress else indexed(user_id, content),
+        "search_terms": None if in_progress else owned(user_id, body.terms),
     }
 
 

@@ -40,7 +40,16 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 
 from threadstore.db.search_terms import SearchTerms, owner_term
-from threadstore.db.tables import HAS_STATUS, THREAD_STATUSES, UtcDateTime, messages, storable, threads
+from threadstore.db.tables import (
+    HAS_STATUS,
+    THREAD_STATUSES,
+    UNINDEXED_MESSAGE,
+    UNINDEXED_THREAD,
+    UtcDateTime,
+    messages,
+    storable,
+    threads,
+)
 from threadstore.db.thread_filters import metadata_equals, metadata_params
 from threadstore.db.unit_of_work import Tx
 from threadstore.search.text import Group, Query
@@ -216,9 +225,12 @@ async def find(
 # the row read and written while it is still finished; a title can change at any time, so its terms are
 # written only if the title is still the one read (a concurrent PATCH wrote its own). A value equal to the
 # stored one is not written again (no WAL, no trigger).
+# A pending batch reads the partial index of unindexed rows (db/tables.py): its WHERE clause holds the index's
+# predicate as written there, or the planner could not prove the index applies.
 _MESSAGE_BATCH = (
-    "SELECT m.id, m.content, t.user_id FROM messages m JOIN threads t ON t.id = m.thread_id"
-    " WHERE m.id > :after AND m.status <> 'in_progress'{pending} ORDER BY m.id LIMIT :lim"
+    "SELECT m.id, m.content, t.user_id FROM"
+    " (SELECT id, content, thread_id FROM messages WHERE id > :after AND {which} ORDER BY id LIMIT :lim) m"
+    " JOIN threads t ON t.id = m.thread_id ORDER BY m.id"
 )
 _THREAD_BATCH = "SELECT id, user_id, title FROM threads WHERE id > :after{pending} ORDER BY id LIMIT :lim"
 _DIFFERENT = {"postgresql": "IS DISTINCT FROM CAST(:terms AS tsvector)", "sqlite": "IS NOT :terms"}
@@ -228,8 +240,8 @@ _SAME_TITLE = {"postgresql": "IS NOT DISTINCT FROM :title", "sqlite": "IS :title
 @lru_cache(maxsize=8)
 def _batch(table: str, pending: bool) -> TextClause:
     if table == "messages":
-        return text(_MESSAGE_BATCH.format(pending=" AND m.search_terms IS NULL" if pending else ""))
-    return text(_THREAD_BATCH.format(pending=" AND title IS NOT NULL AND search_terms IS NULL" if pending else ""))
+        return text(_MESSAGE_BATCH.format(which=f"({UNINDEXED_MESSAGE})" if pending else "status <> 'in_progress'"))
+    return text(_THREAD_BATCH.format(pending=f" AND ({UNINDEXED_THREAD})" if pending else ""))
 
 
 @lru_cache(maxsize=4)

@@ -1,0 +1,1 @@
+"""The web app at /app/: static HTML, CSS and JavaScript modules that use the public API only."""
