@@ -74,6 +74,15 @@ def test_sse_frames_are_read_and_a_repeated_id_is_dropped() -> None:
     assert resume.accept(old) is None and resume.last_id == 7
 
 
+def test_the_opening_frames_id_is_where_a_reconnect_resumes_though_it_yields_nothing() -> None:
+    reader = FrameReader()
+    frames = [frame for line in [": connected", "id: 41", ""] if (frame := reader.feed(line)) is not None]
+    resume = Resume(POLICY, thread_id=None, last_event_id=None)
+    assert resume.accept(frames[0]) is None and resume.last_id == 41
+    resumed = Resume(POLICY, thread_id=None, last_event_id=50)
+    assert resumed.accept(frames[0]) is None and resumed.last_id == 50  # never moves back
+
+
 def test_a_message_created_frame_becomes_a_typed_event() -> None:
     message = {
         "id": "msg_1", "object": "message", "thread_id": "thr_1", "seq": 1, "role": "user", "content": "hi",

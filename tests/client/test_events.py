@@ -102,6 +102,27 @@ async def test_the_stream_resumes_across_a_server_restart_without_loss_or_repeat
     assert created == [m.id for m in before[position:] + after], "every message from the first one seen, once"
 
 
+async def test_a_stream_dropped_before_its_first_event_loses_nothing_written_while_it_was_away(
+    killable: ServeProcess, user: str
+) -> None:
+    """It resumes from the id of the stream's opening frame: without it, the reconnect would open a new stream
+    and skip what was committed before it."""
+    async with AsyncClient(killable.base_url, token_of(user), retry=PATIENT) as client:
+        thread = await client.threads.create()
+        stream = client.events()
+        async with stream:
+            taking = asyncio.ensure_future(_take(stream, 3))
+            async with asyncio.timeout(30):
+                while stream.last_event_id is None:  # the opening frame arrived: no event, but an id  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+            await killable.kill()
+            await killable.start()
+            # Written at once, before the stream's backoff lets it reconnect.
+            away = [await client.messages.append(thread.id, f"while away {n}") for n in range(3)]
+            seen = await taking
+    assert [e.data.id for e in seen if isinstance(e, MessageCreatedEvent)] == [m.id for m in away]
+
+
 def test_an_events_session_sets_the_browser_cookie(client: Client) -> None:
     session = client.events.session()
     assert session.cookie and session.max_age is not None and 0 < session.max_age <= 86_400

@@ -103,12 +103,16 @@ class Resume:
         """The event to yield for `frame`, or None (a repeat, or a frame without an event)."""
         if frame.retry is not None:
             self.server_retry = frame.retry / 1000
-        if frame.id is None or not frame.id.isdigit() or frame.event is None:
+        if frame.id is None or not frame.id.isdigit():
             return None
         event_id = int(frame.id)
         if self.last_id is not None and event_id <= self.last_id:
             return None
         self.last_id = event_id
+        if frame.event is None:
+            # An id without an event: the stream's opening frame names the position it starts after, to resume
+            # from if it drops before its first event (as a browser's EventSource keeps it).
+            return None
         data = json.loads("\n".join(frame.data)) if frame.data else None
         if self.thread_id is not None and frame.event == "thread.deleted":
             self.finished = True  # nothing can follow; a reconnect would be 404
