@@ -3,6 +3,7 @@ feedback; each change one transaction that leaves the thread's version alone."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -364,3 +365,38 @@ async def test_deltas_do_not_apply_to_a_reply_whose_content_is_parts(
     # Its event carries the parts (not the text column), and so does the list.
     created = [data for kind, data in await recorded_events(api, user) if kind == "message.created"]
     assert created[-1]["content"] == reply["content"]
+
+
+@pytest.mark.parametrize("change", ["delete", "close"])
+async def test_a_retried_delta_is_judged_on_the_reply_as_it_was_read_even_if_it_changes_meanwhile(
+    api: Api, user: str, create_thread: Factory, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """A delta that did not apply (here a retry of stored text) is explained by reading the reply's state and
+    then its stored text. A delete or a close committing between the two once made the retry a 500 (the row was
+    gone) or a wrong 409 (the deltas folded away): the reads now hold the row's lock, so the change waits."""
+    from threadstore.messages import repository
+
+    tid = (await create_thread())["id"]
+    reply = await start_reply(api, user, tid)
+    assert (await delta(api, user, tid, reply["id"], 0, "Hello")).status_code == 200
+    url = f"/api/threads/{tid}/messages/{reply['id']}"
+    changing: list[asyncio.Task[Any]] = []
+    real = repository.delta_state
+
+    async def with_a_change_between(*args: Any) -> Any:
+        state = await real(*args)
+        if not changing:
+            if change == "delete":
+                request = api.request("DELETE", url, user=user)
+            else:
+                request = api.request("PATCH", url, user=user, json={"status": "completed"})
+            changing.append(asyncio.ensure_future(request))
+            await asyncio.wait(changing, timeout=0.5)  # it commits now, unless the reply's row is locked
+        return state
+
+    monkeypatch.setattr(repository, "delta_state", with_a_change_between)
+    retried = await delta(api, user, tid, reply["id"], 0, "Hello")
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["length"] == 5
+    changed = await changing[0]
+    assert changed.status_code == (204 if change == "delete" else 200), changed.text

@@ -538,13 +538,25 @@ _DELTA_STATE = (
 )
 
 
+# In a transaction, the message's row stays share-locked to the unit's end: the reads that follow (the stored
+# text a retried delta is compared with) then see the message as this one did — no close can fold its deltas
+# away, no delete remove it, in between.
+_DELTA_STATE_LOCKED = _DELTA_STATE.with_for_update(read=True, of=messages)
+
+
 async def delta_state(tx: Tx, user_id: str, thread_id: str, message_id: str) -> RowMapping | None:
     """Why a delta wrote nothing: the message's status, whether its content is parts, its stored length, the
-    length of its text column (the part before any delta) and its thread's status. None: no such message."""
+    length of its text column (the part before any delta) and its thread's status. None: no such message.
+
+    Read with the text it leads to in several statements, which outside a transaction a close or a delete could
+    come between (a retry's text compared with a row since deleted or closed): there it raises Stale, so the
+    unit runs again as a transaction, which reads under the row's lock. Only a delta that did not apply pays."""
     if not storable(user_id, thread_id, message_id):
         return None
+    if not tx.in_transaction:
+        raise Stale()
     params = {"d_message_id": message_id, "d_thread_id": thread_id, "d_user": user_id}
-    return (await tx.conn.execute(_DELTA_STATE, params)).mappings().first()
+    return (await tx.conn.execute(_DELTA_STATE_LOCKED, params)).mappings().first()
 
 
 _HEAD = select(func.substr(messages.c.content, _D_OFFSET + 1, _D_GROWTH)).where(
