@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import pytest
 
 from tests.harness.app import running_api
+from tests.harness.banner import skipped_suite
 from tests.harness.client import Api, Factory
 from tests.harness.databases import (
     APP_NAME,
@@ -62,25 +63,16 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     reason = _pg_state.get("missing")
     if reason:
-        bar = "!" * 78
-        terminalreporter.write_line(bar, red=True, bold=True)
-        terminalreporter.write_line(f"PostgreSQL SUITE SKIPPED: {reason}", red=True, bold=True)
-        terminalreporter.write_line(
-            "Set THREADSTORE_TEST_DATABASE_URL, start PostgreSQL on 127.0.0.1:5432, or install its binaries.",
-            red=True,
-        )
-        terminalreporter.write_line(bar, red=True, bold=True)
+        remedy = "Set THREADSTORE_TEST_DATABASE_URL, start PostgreSQL on 127.0.0.1:5432, or install its binaries."
+        skipped_suite(terminalreporter, "PostgreSQL", reason, remedy)
     else:
         server = _pg_state.get("server")
         if server is not None:
             terminalreporter.write_line(f"PostgreSQL suite ran against: {server.how}")
     bouncer_missing = _pg_state.get("pgbouncer_missing")
     if bouncer_missing:
-        bar = "!" * 78
-        terminalreporter.write_line(bar, red=True, bold=True)
-        terminalreporter.write_line(f"PgBouncer SUITE SKIPPED: {bouncer_missing}", red=True, bold=True)
-        terminalreporter.write_line("Install it (apt-get install pgbouncer; scripts/test does so as root).", red=True)
-        terminalreporter.write_line(bar, red=True, bold=True)
+        remedy = "Install it (apt-get install pgbouncer; scripts/test does so as root)."
+        skipped_suite(terminalreporter, "PgBouncer", bouncer_missing, remedy)
     elif (bouncer := _pg_state.get("pgbouncer")) is not None:
         terminalreporter.write_line(f"PgBouncer suite ran through: {bouncer.version} (transaction mode)")
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, ViewportSize, async_playwright, expect
 
+from tests.harness.banner import skipped_suite
 from tests.harness.databases import new_user
 from tests.harness.processes import ServeProcess
 from tests.webapp.chromium import find_chromium, launch_args
@@ -30,14 +31,8 @@ _missing: dict[str, str] = {}
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     reason = _missing.get("chromium")
     if reason:
-        bar = "!" * 78
-        terminalreporter.write_line(bar, red=True, bold=True)
-        terminalreporter.write_line(f"BROWSER SUITE SKIPPED: {reason}", red=True, bold=True)
-        terminalreporter.write_line(
-            "Install it (apt-get install chromium; scripts/test does so as root) or set THREADSTORE_CHROMIUM.",
-            red=True,
-        )
-        terminalreporter.write_line(bar, red=True, bold=True)
+        remedy = "Install it (apt-get install chromium; scripts/test does so as root) or set THREADSTORE_CHROMIUM."
+        skipped_suite(terminalreporter, "BROWSER", reason, remedy)
 
 
 @pytest.hookimpl(wrapper=True)
